@@ -1,0 +1,1 @@
+"""Blocks shared by several model families (conv-bn-act, residual, attention, ...)."""

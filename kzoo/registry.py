@@ -1,0 +1,499 @@
+"""The model registry: ``register_model``, ``get``, ``list_models`` and ``info``.
+
+Each family file in ``kzoo/models/`` registers its variants as :class:`ModelSpec`
+records: a name, the family's one builder function and the arguments that make the
+variant, plus what the tests and the model card need (a tiny test configuration,
+which layers form the head, which convolution takes the input). Weights live apart,
+in :mod:`kzoo.weights`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import inspect
+import logging
+import os
+import threading
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kzoo import weights as weights_lib
+from kzoo.errors import (
+    InvalidArgumentError,
+    RegistryError,
+    UnknownModelError,
+    UnknownWeightsError,
+    WeightsError,
+    did_you_mean,
+    expected_received,
+)
+
+logger = logging.getLogger("kzoo")
+
+TASKS = (
+    "image-classification",
+    "image-segmentation",
+    "text-classification",
+    "token-classification",
+    "text-embedding",
+    "sequence-to-sequence",
+    "image-generation",
+    "image-to-image",
+    "masked-language-modeling",
+    "representation-learning",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """A registered model variant.
+
+    Args:
+        name: Registry name, lower case (``"lenet5"``).
+        builder: The family's builder; called as ``builder(**kwargs, **user_kwargs)``.
+        family: Family name (``"lenet"``), also the module in ``kzoo/models/``.
+        task: One of :data:`TASKS`.
+        paper: Reference, e.g. ``"LeCun et al. 1998, Gradient-based learning ..."``.
+        kwargs: Builder arguments that make this variant (``config=...``).
+        test_kwargs: Overrides giving a tiny, fast configuration for the registry-wide tests.
+        head_layers: Names of the layers that depend on ``num_classes``; they are
+            re-initialised when the requested classes differ from the weights'.
+        stem_layer: Name of the convolution that reads the input image; its kernel is
+            adapted when the requested input channels differ from the weights'.
+        stages: Names of the model's stages in input-to-output order; each stage's
+            layers share the stage name as prefix (``"c1"`` -> ``c1_conv``, ``c1_act``).
+        make_inputs: ``f(model, batch_size, rng) -> inputs`` for tests and benchmarks;
+            the default draws standard-normal floats matching ``model.inputs``.
+        example: A runnable snippet shown on the model card.
+        description: One line for listings.
+    """
+
+    name: str
+    builder: Callable[..., Any]
+    family: str
+    task: str
+    paper: str
+    kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    test_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    head_layers: tuple[str, ...] = ("predictions",)
+    stem_layer: str | None = None
+    stages: tuple[str, ...] = ()
+    make_inputs: Callable[..., Any] | None = None
+    example: str = ""
+    description: str = ""
+
+    def build(self, **kwargs: Any) -> Any:
+        """Builds the variant with random weights; ``kwargs`` override its defaults."""
+        return self.builder(**{**self.kwargs, **kwargs})
+
+    def sample_inputs(self, model: Any, batch_size: int = 2, seed: int = 0) -> Any:
+        """Inputs that ``model`` (built from this spec) accepts, for tests and benchmarks."""
+        import numpy as np
+
+        rng = np.random.default_rng(seed)
+        if self.make_inputs is not None:
+            return self.make_inputs(model, batch_size, rng)
+        arrays = [
+            rng.standard_normal((batch_size, *tensor.shape[1:])).astype("float32") for tensor in model.inputs
+        ]
+        return arrays[0] if len(arrays) == 1 else arrays
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCard:
+    """What ``kzoo.info(name)`` returns; ``print(card)`` shows it readably."""
+
+    name: str
+    family: str
+    task: str
+    paper: str
+    description: str
+    input_shape: tuple[int, ...] | None
+    params: int
+    weights: tuple[weights_lib.WeightsRecord, ...]
+    example: str
+
+    @property
+    def tags(self) -> list[str]:
+        return [record.tag for record in self.weights]
+
+    def __str__(self) -> str:
+        lines = [
+            f"{self.name}  ({self.family} family, {self.task})",
+            f"  {self.description}" if self.description else None,
+            f"  paper:        {self.paper}",
+            f"  input shape:  {self.input_shape}",
+            f"  parameters:   {self.params:,}",
+        ]
+        if not self.weights:
+            lines.append("  weights:      none (pretrained=False only)")
+        for record in self.weights:
+            default = " (default)" if record.default else ""
+            metrics = ", ".join(f"{k} {v:.4g}" for k, v in record.metrics.items()) or "not measured"
+            where = "shipped with kzoo" if record.shipped else record.url
+            lines += [
+                f"  weights '{record.tag}'{default}:",
+                f"    dataset:       {record.dataset}",
+                f"    metrics:       {metrics}" + (f" on {record.eval_split}" if record.eval_split else ""),
+                f"    classes:       {record.num_classes}",
+                f"    input:         {record.input_shape}, {record.preprocessing.describe()}",
+                f"    source:        {record.source} ({where})",
+                f"    license:       {record.license}",
+                f"    recipe:        {record.recipe}",
+                f"    sha256:        {record.sha256 or '-'}" + (f"  md5: {record.md5}" if record.md5 else ""),
+            ]
+        if self.example:
+            lines.append("  example:")
+            lines += [f"    {line}" for line in self.example.strip().splitlines()]
+        return "\n".join(line for line in lines if line is not None)
+
+
+_MODELS: dict[str, ModelSpec] = {}
+_LOCK = threading.Lock()
+# Which spec and weights each model returned by get() came from (for kzoo.data, finetune).
+_ORIGINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+@dataclasses.dataclass(frozen=True)
+class Origin:
+    """Where a model returned by :func:`get` came from."""
+
+    spec: ModelSpec
+    weights: weights_lib.WeightsRecord | None
+    kwargs: dict[str, Any]
+
+
+def register_model(spec: ModelSpec) -> ModelSpec:
+    """Adds a model variant to the registry.
+
+    Raises:
+        RegistryError: a model with that name exists, or the spec is malformed.
+    """
+    if not isinstance(spec, ModelSpec):
+        raise InvalidArgumentError(
+            expected_received("register_model(spec)", "a kzoo.registry.ModelSpec", type(spec).__name__)
+        )
+    if not spec.name or spec.name != spec.name.lower() or any(c in spec.name for c in " *?[]:/"):
+        raise RegistryError(
+            expected_received("model name", "a lower-case name without spaces, ':', '/' or wildcards", spec.name)
+        )
+    if spec.task not in TASKS:
+        raise RegistryError(expected_received(f"task of model {spec.name!r}", f"one of {TASKS}", spec.task))
+    with _LOCK:
+        if spec.name in _MODELS:
+            raise RegistryError(
+                f"a model named {spec.name!r} is already registered (family {_MODELS[spec.name].family!r}); "
+                "model names must be unique."
+            )
+        _MODELS[spec.name] = spec
+    return spec
+
+
+def _unregister_model(name: str) -> None:
+    """Removes a registered model (for tests)."""
+    with _LOCK:
+        _MODELS.pop(name, None)
+
+
+def spec(name: str) -> ModelSpec:
+    """The :class:`ModelSpec` registered under ``name``."""
+    if not isinstance(name, str):
+        raise InvalidArgumentError(expected_received("model name", "a string such as 'lenet5'", name))
+    key = name.strip().lower()
+    if key in _MODELS:
+        return _MODELS[key]
+    hint = did_you_mean(key, _MODELS)
+    raise UnknownModelError(
+        f"unknown model {name!r}. {hint + ' ' if hint else ''}"
+        "List the available models with kzoo.list_models() or `kzoo list`."
+    )
+
+
+def list_models(pattern: str = "*", task: str | None = None, pretrained: bool | None = None) -> list[str]:
+    """Names of registered models, sorted.
+
+    Args:
+        pattern: Shell-style wildcard (``"resnet*"``, ``"vgg1?"``), matched case-insensitively.
+        task: Keep only models of this task (see :data:`TASKS`).
+        pretrained: ``True`` keeps models that have weights, ``False`` those without.
+
+    Example:
+        >>> import kzoo
+        >>> kzoo.list_models("lenet*", pretrained=True)
+        ['lenet5']
+    """
+    if task is not None and task not in TASKS:
+        hint = did_you_mean(task, TASKS)
+        raise InvalidArgumentError(expected_received("task", f"one of {TASKS}", task, hint or None))
+    names = []
+    for name, model_spec in _MODELS.items():
+        if not fnmatch.fnmatchcase(name, pattern.lower()):
+            continue
+        if task is not None and model_spec.task != task:
+            continue
+        if pretrained is not None and bool(weights_lib.records_for(name)) != pretrained:
+            continue
+        names.append(name)
+    return sorted(names)
+
+
+def info(name: str) -> ModelCard:
+    """The model card of a registered model (builds it once to count parameters).
+
+    Example:
+        >>> import kzoo
+        >>> print(kzoo.info("lenet5"))  # doctest: +SKIP
+    """
+    model_spec = spec(name)
+    records = tuple(weights_lib.records_for(model_spec.name))
+    model = model_spec.build()
+    input_shape = tuple(model.inputs[0].shape[1:]) if len(model.inputs) == 1 else None
+    card = ModelCard(
+        name=model_spec.name,
+        family=model_spec.family,
+        task=model_spec.task,
+        paper=model_spec.paper,
+        description=model_spec.description,
+        input_shape=input_shape,
+        params=int(model.count_params()),
+        weights=records,
+        example=model_spec.example,
+    )
+    del model
+    return card
+
+
+def _resolve_weights(model_spec: ModelSpec, pretrained: Any) -> weights_lib.WeightsRecord | Path | None:
+    records = weights_lib.records_for(model_spec.name)
+    tags = [record.tag for record in records]
+    if pretrained is False or pretrained is None:
+        return None
+    if pretrained is True:
+        if not records:
+            raise UnknownWeightsError(
+                f"model {model_spec.name!r} has no pretrained weights: expected pretrained=False or a path to "
+                "a .weights.h5 file, received pretrained=True. "
+                "See kzoo.list_models(pretrained=True) for models with weights."
+            )
+        return records[0]
+    if isinstance(pretrained, os.PathLike):
+        pretrained = os.fspath(pretrained)
+    if not isinstance(pretrained, str):
+        raise InvalidArgumentError(
+            expected_received("pretrained", "False, True, a weights tag or a path to a .weights.h5 file", pretrained)
+        )
+    for record in records:
+        if record.tag == pretrained:
+            return record
+    looks_like_path = (
+        os.sep in pretrained or "/" in pretrained or pretrained.endswith((".h5", ".keras")) or Path(pretrained).exists()
+    )
+    if looks_like_path:
+        path = Path(pretrained).expanduser()
+        if not path.is_file():
+            raise WeightsError(expected_received("pretrained weights file", "an existing file", str(path)))
+        return path
+    hint = did_you_mean(pretrained, tags)
+    raise UnknownWeightsError(
+        expected_received(
+            f"weights tag of model {model_spec.name!r}",
+            f"one of {tags}" if tags else "no tag (this model has no pretrained weights)",
+            pretrained,
+            (hint + " " if hint else "") + "Pass a path to load your own .weights.h5 file.",
+        )
+    )
+
+
+def _check_kwargs(model_spec: ModelSpec, kwargs: dict[str, Any]) -> None:
+    parameters = inspect.signature(model_spec.builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    accepted = [n for n, p in parameters.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    for key in kwargs:
+        if key not in accepted:
+            hint = did_you_mean(key, accepted)
+            raise InvalidArgumentError(
+                expected_received(
+                    f"keyword argument of kzoo.get({model_spec.name!r})",
+                    f"one of {accepted}",
+                    key,
+                    hint or None,
+                )
+            )
+
+
+def get(name: str, /, *, pretrained: bool | str | os.PathLike = False, **kwargs: Any) -> Any:
+    """Builds a registered model, optionally with pretrained weights.
+
+    Args:
+        name: Registered model name (see :func:`list_models`).
+        pretrained: ``False`` for random initialisation, ``True`` for the model's
+            default weights, a weights tag (``"mnist"``), or a path to a ``.weights.h5``
+            file (or a ``.keras`` file, read with ``safe_mode=True``).
+        **kwargs: Builder arguments: for vision models ``input_shape``, ``num_classes``,
+            ``include_top``, ``pooling``, ``classifier_activation``, ``name`` and the
+            family's own arguments.
+
+    When ``num_classes`` differs from the weights' classes, every weight but the head
+    is loaded and the head is freshly initialised; when the input channels differ from
+    the weights', the first convolution's kernel is adapted (summed for one channel,
+    repeated and rescaled for more). Each adaptation is logged in one line.
+
+    Returns:
+        A plain ``keras.Model``.
+
+    Example:
+        >>> import kzoo
+        >>> model = kzoo.get("lenet5", pretrained=True)
+        >>> model.output_shape
+        (None, 10)
+    """
+    model_spec = spec(name)
+    _check_kwargs(model_spec, kwargs)
+    source = _resolve_weights(model_spec, pretrained)
+    build_kwargs = {**model_spec.kwargs, **kwargs}
+    record = source if isinstance(source, weights_lib.WeightsRecord) else None
+    if record is not None:
+        build_kwargs = {**record.builder_kwargs, **build_kwargs}
+        if record.input_shape is not None:
+            build_kwargs.setdefault("input_shape", record.input_shape)
+        if record.num_classes is not None:
+            build_kwargs.setdefault("num_classes", record.num_classes)
+    model = model_spec.builder(**build_kwargs)
+    if record is not None:
+        path = weights_lib.fetch(record)
+        reference_kwargs = {**build_kwargs, "include_top": record.include_top}
+        if record.input_shape is not None:
+            reference_kwargs["input_shape"] = _reference_input_shape(record.input_shape, build_kwargs)
+        if record.num_classes is not None:
+            reference_kwargs["num_classes"] = record.num_classes
+        reference = model_spec.builder(**reference_kwargs)
+        weights_lib.load_weights_file(reference, path, format=record.format)
+        transfer_weights(reference, model, model_spec, source_description=f"weights '{record.key}'")
+    elif isinstance(source, Path):
+        reference = _reference_from_file(model_spec, source, build_kwargs)
+        transfer_weights(reference, model, model_spec, source_description=f"weights file {source}")
+    _ORIGINS[model] = Origin(spec=model_spec, weights=record, kwargs=build_kwargs)
+    return model
+
+
+def _reference_input_shape(weights_shape: tuple[int, ...], build_kwargs: dict[str, Any]) -> tuple[int, ...]:
+    # Spatial size follows the request (convolutions do not care); channels follow the
+    # weights so the stem kernel can be adapted afterwards.
+    requested = build_kwargs.get("input_shape")
+    if requested is None or len(requested) != len(weights_shape):
+        return tuple(weights_shape)
+    return (*tuple(requested)[:-1], weights_shape[-1])
+
+
+def _reference_from_file(model_spec: ModelSpec, path: Path, build_kwargs: dict[str, Any]) -> Any:
+    if path.suffix == ".keras":
+        import keras
+
+        try:
+            # safe_mode=True refuses lambda layers and other arbitrary code in the file.
+            return keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as error:
+            raise WeightsError(f"model file {path} could not be loaded safely: {type(error).__name__}: {error}") from error
+    reference = model_spec.builder(**build_kwargs)
+    weights_lib.load_weights_file(reference, path)
+    return reference
+
+
+def origin(model: Any) -> Origin | None:
+    """The registry spec and weights record a model returned by :func:`get` was built from."""
+    try:
+        return _ORIGINS.get(model)
+    except TypeError:
+        return None
+
+
+def adapt_input_channels(kernel: Any, channels: int) -> Any:
+    """Adapts a convolution kernel ``(..., in_channels, filters)`` to ``channels`` inputs.
+
+    One channel: the sum over the pretrained input channels (a grayscale image seen as
+    R = G = B gives the same response). More channels: the pretrained channels repeated
+    cyclically and scaled by ``old / new`` so activations keep their magnitude. This is
+    the rule timm applies for ``in_chans``.
+    """
+    import numpy as np
+
+    kernel = np.asarray(kernel)
+    old = kernel.shape[-2]
+    if channels == old:
+        return kernel
+    if channels == 1:
+        return kernel.sum(axis=-2, keepdims=True)
+    repeats = -(-channels // old)
+    tiled = np.concatenate([kernel] * repeats, axis=-2)[..., :channels, :]
+    return tiled * (old / channels)
+
+
+def transfer_weights(source: Any, target: Any, model_spec: ModelSpec, *, source_description: str) -> None:
+    """Copies weights layer by layer (matched by name) from ``source`` into ``target``.
+
+    Head layers whose shapes differ stay freshly initialised; a stem convolution whose
+    input channels differ gets an adapted kernel; any other difference is an error that
+    names the layer and both shapes.
+    """
+    head_reset, stem_adapted = [], None
+    updates = []
+    for layer in target.layers:
+        if not layer.weights:
+            continue
+        try:
+            source_layer = source.get_layer(layer.name)
+        except ValueError:
+            source_layer = None
+        if source_layer is None:
+            if layer.name in model_spec.head_layers:
+                head_reset.append(layer.name)
+                continue
+            raise WeightsError(
+                f"{source_description} have no layer {layer.name!r} for model {target.name!r}; "
+                "they were saved from a different architecture."
+            )
+        old, new = source_layer.get_weights(), layer.get_weights()
+        if [a.shape for a in old] == [b.shape for b in new]:
+            updates.append((layer, old))
+        elif layer.name in model_spec.head_layers:
+            head_reset.append(layer.name)
+        elif layer.name == model_spec.stem_layer and len(old) == len(new) and old[0].shape[:-2] == new[0].shape[:-2]:
+            adapted = [adapt_input_channels(old[0], new[0].shape[-2]), *old[1:]]
+            if [a.shape for a in adapted] != [b.shape for b in new]:
+                raise WeightsError(_shape_message(source_description, layer.name, new, old))
+            stem_adapted = (layer.name, old[0].shape[-2], new[0].shape[-2])
+            updates.append((layer, adapted))
+        else:
+            raise WeightsError(_shape_message(source_description, layer.name, new, old))
+    # Assign only after every layer was checked, so a failure leaves the model untouched.
+    for layer, values in updates:
+        layer.set_weights(values)
+    if head_reset:
+        logger.warning(
+            "kzoo: %s: loaded all weights but the head (%s), which is newly initialised for the requested classes.",
+            source_description,
+            ", ".join(head_reset),
+        )
+    if stem_adapted:
+        name, old_channels, new_channels = stem_adapted
+        rule = "summed over" if new_channels == 1 else "repeated and rescaled from"
+        logger.warning(
+            "kzoo: %s: adapted %s from %d to %d input channels (kernel %s the pretrained channels).",
+            source_description,
+            name,
+            old_channels,
+            new_channels,
+            rule,
+        )
+
+
+def _shape_message(source_description: str, layer: str, expected: list, received: list) -> str:
+    return (
+        f"{source_description} do not fit layer {layer!r}: expected weight shapes "
+        f"{[tuple(w.shape) for w in expected]}, received {[tuple(w.shape) for w in received]}. "
+        "Use the input_shape and family arguments the weights were trained with (see kzoo.info)."
+    )

@@ -1,0 +1,544 @@
+"""Weight records, the download cache, integrity checks and strict loading.
+
+A :class:`WeightsRecord` describes one set of pretrained weights for one registered
+model (``"lenet5.mnist"``): where the file lives (shipped in ``zoo_weights/`` or at
+the publisher's URL), its hashes and size, what it was trained on and how well it
+did, the input it expects (shape and preprocessing) and its classes.
+
+Records come from two places: the manifest of weights kzoo trained itself
+(``zoo_weights/manifest.json``, written by the recipes in ``examples/``) and records
+declared in code with :func:`register_weights` (official files of other publishers).
+
+Files are only ever read after their hash has been checked, and only as weights
+(Keras 3 ``.weights.h5`` or the publisher's weights-only HDF5); a downloaded file is
+never deserialized as a full model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kzoo.errors import (
+    DownloadError,
+    IntegrityError,
+    InvalidArgumentError,
+    OfflineError,
+    RegistryError,
+    WeightsError,
+    expected_received,
+)
+
+logger = logging.getLogger("kzoo")
+
+MANIFEST_NAME = "manifest.json"
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+_CHUNK = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class Preprocessing:
+    """How raw pixels (0-255, RGB or grayscale) become the input a weights tag expects.
+
+    ``x = (x[..., channels] * scale + offset - mean) / std``, where ``channels`` reverses
+    RGB to BGR when ``channel_order == "bgr"``.
+
+    Args:
+        scale: Multiplier applied to raw 0-255 pixel values.
+        offset: Added after scaling.
+        mean: Per-channel mean subtracted after scaling, or ``None``.
+        std: Per-channel standard deviation divided by, or ``None``.
+        channel_order: ``"rgb"``, ``"bgr"`` or ``"grayscale"``.
+    """
+
+    scale: float = 1.0 / 255.0
+    offset: float = 0.0
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    channel_order: str = "rgb"
+
+    def __call__(self, images: Any) -> Any:
+        """Applies the preprocessing to a float array or tensor of raw pixels (NHWC or HWC).
+
+        Plain arithmetic only, so it works on NumPy arrays, inside ``tf.data`` maps and
+        on any Keras backend's tensors.
+        """
+        x = images
+        if self.channel_order == "bgr":
+            x = x[..., ::-1]
+        x = x * self.scale + self.offset
+        if self.mean is not None:
+            x = x - _as_constant(self.mean, x)
+        if self.std is not None:
+            x = x / _as_constant(self.std, x)
+        return x
+
+    def describe(self) -> str:
+        parts = [f"x * {self.scale:.6g}" + (f" + {self.offset:g}" if self.offset else "")]
+        if self.mean is not None:
+            parts.append(f"- mean {list(self.mean)}")
+        if self.std is not None:
+            parts.append(f"/ std {list(self.std)}")
+        return " ".join(parts) + f" ({self.channel_order})"
+
+
+def _as_constant(values: tuple[float, ...], like: Any) -> Any:
+    import numpy as np
+
+    # Match a NumPy input's float dtype; tensors of every backend accept float32 constants.
+    dtype = like.dtype if isinstance(like, np.ndarray) and like.dtype.kind == "f" else np.float32
+    return np.asarray(values, dtype=dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightsRecord:
+    """One set of pretrained weights for one registered model.
+
+    Args:
+        model: Registered model name, e.g. ``"lenet5"``.
+        tag: Weights tag, e.g. ``"mnist"`` or ``"imagenet"``.
+        file: File name: inside ``zoo_weights/`` for shipped weights, in the cache for
+            downloaded ones.
+        url: The publisher's official URL, or ``None`` for weights shipped with kzoo.
+        sha256: SHA-256 of the file (required for shipped weights).
+        md5: The publisher's MD5 pin, where that is what the publisher gives.
+        size: File size in bytes.
+        format: ``"keras"`` (Keras 3 ``.weights.h5``) or ``"h5-legacy"`` (weights-only
+            HDF5 as written by ``keras.applications``).
+        dataset: Training data, in words.
+        metrics: Measured figures on held-out data, e.g. ``{"test_accuracy": 0.991}``.
+        eval_split: Which held-out data the metrics were measured on.
+        num_classes: Number of classes of the head the weights include.
+        class_names: Class names in output order.
+        input_shape: Input shape (H, W, C) the weights were trained at.
+        include_top: Whether the file includes the classification head.
+        preprocessing: How raw pixels map to the model's input.
+        license: Licence of the weights.
+        source: Who trained/published the weights.
+        recipe: The script that produced them (``examples/...``) or the publisher's recipe.
+        default: Whether this is the tag ``pretrained=True`` selects.
+        builder_kwargs: Extra builder arguments the weights need (family arguments).
+        notes: Free text.
+    """
+
+    model: str
+    tag: str
+    file: str
+    url: str | None = None
+    sha256: str | None = None
+    md5: str | None = None
+    size: int | None = None
+    format: str = "keras"
+    dataset: str = ""
+    metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+    eval_split: str = ""
+    num_classes: int | None = None
+    class_names: tuple[str, ...] | None = None
+    input_shape: tuple[int, ...] | None = None
+    include_top: bool = True
+    preprocessing: Preprocessing = dataclasses.field(default_factory=Preprocessing)
+    license: str = ""
+    source: str = "kzoo"
+    recipe: str = ""
+    default: bool = False
+    builder_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    notes: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.model}.{self.tag}"
+
+    @property
+    def shipped(self) -> bool:
+        return self.url is None
+
+    def to_json(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["input_shape"] = list(self.input_shape) if self.input_shape else None
+        data["class_names"] = list(self.class_names) if self.class_names else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WeightsRecord:
+        data = dict(data)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise RegistryError(
+                expected_received(
+                    "weights manifest entry",
+                    f"only the fields {sorted(known)}",
+                    unknown,
+                    "Regenerate the entry with its recipe in examples/.",
+                )
+            )
+        if data.get("preprocessing") is not None:
+            prep = dict(data["preprocessing"])
+            for key in ("mean", "std"):
+                if prep.get(key) is not None:
+                    prep[key] = tuple(prep[key])
+            data["preprocessing"] = Preprocessing(**prep)
+        for key in ("input_shape", "class_names"):
+            if data.get(key) is not None:
+                data[key] = tuple(data[key])
+        return cls(**data)
+
+
+# --------------------------------------------------------------------------------------
+# Record registry
+# --------------------------------------------------------------------------------------
+
+_CODE_RECORDS: dict[str, WeightsRecord] = {}
+_MANIFEST_CACHE: dict[str, WeightsRecord] | None = None
+_LOCK = threading.Lock()
+
+
+def register_weights(record: WeightsRecord) -> WeightsRecord:
+    """Registers a weights record declared in code. A duplicate ``model.tag`` raises."""
+    if not isinstance(record, WeightsRecord):
+        raise InvalidArgumentError(
+            expected_received("register_weights(record)", "a kzoo.weights.WeightsRecord", type(record).__name__)
+        )
+    if record.url is None and record.sha256 is None:
+        raise RegistryError(f"weights {record.key}: a shipped file needs its sha256.")
+    if record.url is not None and not (record.sha256 or record.md5):
+        raise RegistryError(f"weights {record.key}: a remote file needs the publisher's hash (sha256 or md5).")
+    with _LOCK:
+        if record.key in _CODE_RECORDS or record.key in _manifest_records():
+            raise RegistryError(f"weights {record.key!r} are already registered; tags must be unique per model.")
+        _CODE_RECORDS[record.key] = record
+    return record
+
+
+def _unregister_weights(key: str) -> None:
+    """Removes a record registered in code (for tests)."""
+    with _LOCK:
+        _CODE_RECORDS.pop(key, None)
+
+
+def shipped_dir() -> Path:
+    """The directory holding kzoo's own trained weights and their manifest.
+
+    In a source checkout that is ``zoo_weights/`` beside the ``kzoo/`` package; in an
+    installed package it is ``kzoo/zoo_weights/`` (setup.cfg maps one onto the other).
+    """
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "zoo_weights", package.parent / "zoo_weights"):
+        if (candidate / MANIFEST_NAME).is_file():
+            return candidate
+    return package.parent / "zoo_weights"
+
+
+def read_manifest(path: Path | None = None) -> dict[str, WeightsRecord]:
+    """Reads a weights manifest (``zoo_weights/manifest.json`` by default)."""
+    path = path or shipped_dir() / MANIFEST_NAME
+    if not path.is_file():
+        return {}
+    try:
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise RegistryError(f"weights manifest {path} is not valid JSON: {error}") from error
+    records = {}
+    for entry in entries.get("weights", []):
+        record = WeightsRecord.from_json(entry)
+        records[record.key] = record
+    return records
+
+
+def write_manifest_entry(record: WeightsRecord, path: Path | None = None) -> Path:
+    """Adds or replaces one entry of a weights manifest, atomically.
+
+    Used by the recipes in ``examples/``; the file is written to a temporary name and
+    renamed, so an interrupted recipe never leaves a half-written manifest.
+    """
+    global _MANIFEST_CACHE
+    path = path or shipped_dir() / MANIFEST_NAME
+    entries = {"weights": []}
+    if path.is_file():
+        entries = json.loads(path.read_text(encoding="utf-8"))
+    kept = [e for e in entries.get("weights", []) if f"{e['model']}.{e['tag']}" != record.key]
+    kept.append(record.to_json())
+    kept.sort(key=lambda e: (e["model"], e["tag"]))
+    entries["weights"] = kept
+    _atomic_write_bytes(path, (json.dumps(entries, indent=2, sort_keys=False) + "\n").encode())
+    _MANIFEST_CACHE = None
+    return path
+
+
+def _manifest_records() -> dict[str, WeightsRecord]:
+    global _MANIFEST_CACHE
+    if _MANIFEST_CACHE is None:
+        _MANIFEST_CACHE = read_manifest()
+    return _MANIFEST_CACHE
+
+
+def all_records() -> list[WeightsRecord]:
+    """Every known weights record, sorted by model and tag."""
+    records = {**_manifest_records(), **_CODE_RECORDS}
+    return sorted(records.values(), key=lambda r: (r.model, r.tag))
+
+
+def records_for(model: str) -> list[WeightsRecord]:
+    """The weights records of one model, default tag first."""
+    records = [r for r in all_records() if r.model == model]
+    return sorted(records, key=lambda r: (not r.default, r.tag))
+
+
+# --------------------------------------------------------------------------------------
+# Cache, download and integrity
+# --------------------------------------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """Where downloaded weights live: ``$KZOO_HOME/weights``, else ``$KERAS_HOME/kzoo/weights``,
+    else ``~/.keras/kzoo/weights``."""
+    if os.environ.get("KZOO_HOME"):
+        return Path(os.environ["KZOO_HOME"]).expanduser() / "weights"
+    keras_home = os.environ.get("KERAS_HOME") or os.path.join("~", ".keras")
+    return Path(keras_home).expanduser() / "kzoo" / "weights"
+
+
+def offline() -> bool:
+    """True when ``KZOO_OFFLINE`` is set to a true value (1, true, yes, on)."""
+    return os.environ.get("KZOO_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def file_hashes(path: Path) -> dict[str, str]:
+    """SHA-256 and MD5 of a file, read in chunks."""
+    sha256, md5 = hashlib.sha256(), hashlib.md5()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            sha256.update(chunk)
+            md5.update(chunk)
+    return {"sha256": sha256.hexdigest(), "md5": md5.hexdigest()}
+
+
+def _mismatch(record: WeightsRecord, size: int, hashes: dict[str, str]) -> str | None:
+    if record.size is not None and size != record.size:
+        return f"expected {record.size} bytes, received {size} bytes"
+    for algorithm in ("sha256", "md5"):
+        wanted = getattr(record, algorithm)
+        if wanted and hashes[algorithm] != wanted.lower():
+            return f"expected {algorithm} {wanted}, received {hashes[algorithm]}"
+    return None
+
+
+def verify(record: WeightsRecord, path: Path) -> None:
+    """Raises :class:`IntegrityError` unless ``path`` has the record's size and hashes."""
+    problem = _mismatch(record, path.stat().st_size, file_hashes(path))
+    if problem:
+        raise IntegrityError(f"weights {record.key} at {path} failed the integrity check: {problem}.")
+
+
+def fetch(record: WeightsRecord, *, progress: bool = True, timeout: float = 60.0) -> Path:
+    """Returns a local, verified path to a record's file, downloading it when needed.
+
+    Shipped weights are checked in place. Remote weights are looked up in
+    :func:`cache_dir`; a cached file that fails its hash is deleted (never parsed) and,
+    unless offline, downloaded again. Downloads stream to a unique temporary file in
+    the cache directory, are checked for size and hash, and only then renamed onto the
+    final name, so concurrent downloads and interruptions never expose a partial file.
+
+    Raises:
+        IntegrityError: the file (shipped, cached or downloaded) fails its hash or size.
+        OfflineError: the file is not cached and ``KZOO_OFFLINE=1``.
+        DownloadError: the server could not be reached or answered with an error.
+    """
+    if record.shipped:
+        path = shipped_dir() / record.file
+        if not path.is_file():
+            raise WeightsError(
+                f"shipped weights {record.key} are missing: expected the file {path}. "
+                "Reinstall kzoo (`pip install --force-reinstall kzoo`) or run the recipe "
+                f"{record.recipe or 'in examples/'} to retrain them."
+            )
+        try:
+            verify(record, path)
+        except IntegrityError as error:
+            raise IntegrityError(f"{error} The installed kzoo is damaged: reinstall it.") from None
+        return path
+
+    directory = cache_dir()
+    path = directory / record.file
+    if path.is_file():
+        problem = _mismatch(record, path.stat().st_size, file_hashes(path))
+        if problem is None:
+            return path
+        # A file that fails its hash never stays in the cache.
+        path.unlink(missing_ok=True)
+        if offline():
+            raise IntegrityError(
+                f"cached weights {record.key} at {path} failed the integrity check ({problem}) and were "
+                "removed; KZOO_OFFLINE=1 forbids downloading them again. Unset KZOO_OFFLINE to re-download."
+            )
+        logger.warning("kzoo: cached weights %s failed the integrity check (%s); downloading again.", path, problem)
+    if offline():
+        raise OfflineError(
+            f"weights {record.key} are not in the cache: expected the file {path}. KZOO_OFFLINE=1 forbids "
+            f"downloading them from {record.url}. Unset KZOO_OFFLINE, or copy the file to that path."
+        )
+    return _download(record, path, progress=progress, timeout=timeout)
+
+
+def _download(record: WeightsRecord, path: Path, *, progress: bool, timeout: float) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # The temporary file is unique per process and call, in the same directory as the
+    # final file so that os.replace is an atomic rename on the same filesystem.
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False)
+    temporary = Path(handle.name)
+    try:
+        with handle:
+            sha256, md5 = hashlib.sha256(), hashlib.md5()
+            received = 0
+            try:
+                request = urllib.request.Request(record.url, headers={"User-Agent": "kzoo"})
+                with urllib.request.urlopen(request, timeout=timeout) as response:
+                    total = int(response.headers.get("Content-Length") or 0) or record.size
+                    bar = _progress_bar(total, record.key) if progress else None
+                    while True:
+                        chunk = response.read(_CHUNK)
+                        if not chunk:
+                            break
+                        handle.write(chunk)
+                        sha256.update(chunk)
+                        md5.update(chunk)
+                        received += len(chunk)
+                        if bar is not None:
+                            bar.update(min(received, total or received))
+            except urllib.error.HTTPError as error:
+                raise DownloadError(
+                    f"downloading weights {record.key} from {record.url} failed: the server answered "
+                    f"HTTP {error.code} {error.reason}. Check the URL or try again later."
+                ) from None
+            except (urllib.error.URLError, OSError, ValueError) as error:
+                raise DownloadError(
+                    f"downloading weights {record.key} from {record.url} failed after {received} bytes: "
+                    f"{error}. Check your connection and try again."
+                ) from None
+        problem = _mismatch(record, received, {"sha256": sha256.hexdigest(), "md5": md5.hexdigest()})
+        if problem:
+            raise IntegrityError(
+                f"downloaded weights {record.key} from {record.url} failed the integrity check: {problem}. "
+                "The file was discarded; try again, and report it if it persists."
+            )
+        _make_readable(temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path
+
+
+def _make_readable(path: Path) -> None:
+    # NamedTemporaryFile creates files 0600; give the final file the usual umask-based mode.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def _progress_bar(total: int | None, label: str) -> Any:
+    # keras.utils.Progbar is the maintained progress bar we already depend on.
+    import keras
+
+    print(f"Downloading {label}", flush=True)
+    return keras.utils.Progbar(total or None, unit_name="byte")
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
+    try:
+        with handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        _make_readable(Path(handle.name))
+        os.replace(handle.name, path)
+    finally:
+        Path(handle.name).unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------------------
+# Strict loading
+# --------------------------------------------------------------------------------------
+
+
+def _count_h5_datasets(path: Path) -> int:
+    """Number of model variables in a Keras 3 weights file (optimizer state not counted)."""
+    import h5py
+
+    count = 0
+
+    def visit(name: str, obj: Any) -> None:
+        nonlocal count
+        if isinstance(obj, h5py.Dataset) and not name.startswith("optimizer/"):
+            count += 1
+
+    with h5py.File(path, "r") as handle:
+        handle.visititems(visit)
+    return count
+
+
+def load_weights_file(model: Any, path: str | os.PathLike, *, format: str | None = None) -> None:
+    """Loads a weights-only file into ``model``, strictly.
+
+    Keras' own ``load_weights`` silently ignores entries it has no layer for; kzoo
+    refuses files that hold a different number of variables than the model, so a file
+    from another model or configuration is an error instead of a half-loaded model.
+
+    Args:
+        model: A built ``keras.Model``.
+        path: A Keras 3 ``.weights.h5`` file, or a weights-only HDF5 file as written by
+            ``keras.applications`` (``format="h5-legacy"``).
+        format: ``"keras"`` or ``"h5-legacy"``; inferred from the file name if omitted.
+
+    Raises:
+        WeightsError: the file is missing, not HDF5, truncated or damaged, or does not
+            fit the model.
+    """
+    path = Path(path)
+    if format is None:
+        format = "keras" if path.name.endswith(".weights.h5") else "h5-legacy"
+    if not path.is_file():
+        raise WeightsError(expected_received("weights file", "an existing file", str(path)))
+    with open(path, "rb") as handle:
+        signature = handle.read(len(_HDF5_SIGNATURE))
+    if signature != _HDF5_SIGNATURE:
+        raise WeightsError(
+            expected_received(
+                f"weights file {path}",
+                "an HDF5 file (.weights.h5)",
+                f"a file starting with {signature!r}",
+                "Save weights with model.save_weights('name.weights.h5').",
+            )
+        )
+    try:
+        if format == "keras":
+            stored = _count_h5_datasets(path)
+            if stored != len(model.weights):
+                raise WeightsError(
+                    f"weights file {path} does not fit model {model.name!r}: expected {len(model.weights)} "
+                    f"variables, received {stored}. Was it saved from another model or configuration "
+                    "(num_classes, input_shape, family arguments)?"
+                )
+        model.load_weights(str(path))
+    except WeightsError:
+        raise
+    except Exception as error:  # h5py, Keras and NumPy raise a zoo of types here.
+        raise WeightsError(
+            f"weights file {path} could not be loaded into model {model.name!r}: "
+            f"{type(error).__name__}: {_first_line(error)}"
+        ) from error
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0][:500] if text else ""

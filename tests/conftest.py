@@ -1,0 +1,134 @@
+"""Shared fixtures: an isolated cache, a real HTTP server on 127.0.0.1, temporary registrations."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest
+
+import kzoo
+from kzoo import registry
+from kzoo import weights as weights_lib
+
+
+@pytest.fixture
+def kzoo_home(tmp_path, monkeypatch) -> Iterator:
+    """An empty, private weights cache; online unless a test sets KZOO_OFFLINE."""
+    home = tmp_path / "kzoo_home"
+    monkeypatch.setenv("KZOO_HOME", str(home))
+    monkeypatch.delenv("KZOO_OFFLINE", raising=False)
+    yield home
+
+
+@dataclass
+class Served:
+    """What the test server serves: ``files[path] = (body, mode)``."""
+
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    requests: list[str] = field(default_factory=list)
+    port: int = 0
+    barrier: threading.Barrier | None = None
+    active: int = 0
+    overlapped: bool = False
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
+
+    def add(self, path: str, body: bytes, mode: str = "good") -> str:
+        """Modes: ``good``, ``truncated`` (announces the full length, sends half), ``slow``
+        (20 chunks, 50 ms apart), ``together`` (slow, after every client reached ``barrier``)."""
+        self.files["/" + path.lstrip("/")] = (body, mode)
+        return self.url(path)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    served: Served
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self.served.requests.append(self.path)
+        if self.path not in self.served.files:
+            self.send_error(404, "Not Found")
+            return
+        body, mode = self.served.files[self.path]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if mode == "truncated":
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        if mode == "together":
+            with self.served.lock:
+                self.served.active += 1
+                self.served.overlapped |= self.served.active > 1
+            self.served.barrier.wait()
+        if mode in ("slow", "together"):
+            step = max(1, len(body) // 20)
+            for start in range(0, len(body), step):
+                self.wfile.write(body[start : start + step])
+                self.wfile.flush()
+                time.sleep(0.05)
+            with self.served.lock:
+                self.served.active -= 1 if mode == "together" else 0
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:  # keep test output clean
+        pass
+
+
+@pytest.fixture
+def http_files() -> Iterator[Served]:
+    """A real ``http.server`` on 127.0.0.1 (a free port) serving files the test adds."""
+    served = Served()
+    handler = type("Handler", (_Handler,), {"served": served})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    served.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield served
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def temporary_registry() -> Iterator:
+    """Registers models and weights for one test and removes them afterwards."""
+    added_models, added_weights = [], []
+
+    class Registrar:
+        def model(self, spec: registry.ModelSpec) -> registry.ModelSpec:
+            kzoo.register_model(spec)
+            added_models.append(spec.name)
+            return spec
+
+        def weights(self, record: weights_lib.WeightsRecord) -> weights_lib.WeightsRecord:
+            weights_lib.register_weights(record)
+            added_weights.append(record.key)
+            return record
+
+    yield Registrar()
+    for name in added_models:
+        registry._unregister_model(name)
+    for key in added_weights:
+        weights_lib._unregister_weights(key)
+
+
+def requires_data(name: str):
+    """Skips a test when a shared dataset is absent, saying where it was looked for."""
+    return pytest.mark.skipif(
+        not kzoo.data.has_data(name),
+        reason=f"shared dataset {name!r} not found under {kzoo.data.data_dir()} (set KZOO_DATA_DIR)",
+    )

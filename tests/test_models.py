@@ -1,0 +1,146 @@
+"""Registry-wide model tests: every registered model, in its own tiny test configuration.
+
+No model is named here; each ModelSpec declares ``test_kwargs`` and, where random floats
+are not valid input, ``make_inputs``.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import keras
+import numpy as np
+import pytest
+
+import kzoo
+from kzoo import registry
+
+MODELS = kzoo.list_models()
+
+
+def _build(name: str) -> tuple[registry.ModelSpec, keras.Model]:
+    spec = registry.spec(name)
+    return spec, kzoo.get(name, **spec.test_kwargs)
+
+
+def _outputs(result) -> list:
+    return list(result) if isinstance(result, (list, tuple)) else list(result.values()) if isinstance(result, dict) else [result]
+
+
+def _gradients(model: keras.Model, inputs) -> list:
+    """Gradients of a scalar of every output with respect to every trainable weight."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            loss = sum(keras.ops.mean(keras.ops.square(o)) for o in _outputs(model(inputs, training=True)))
+        return tape.gradient(loss, model.trainable_weights)
+    if backend == "jax":
+        import jax
+
+        trainable = [v.value for v in model.trainable_variables]
+        non_trainable = [v.value for v in model.non_trainable_variables]
+
+        def loss_fn(values):
+            result, _ = model.stateless_call(values, non_trainable, inputs, training=True)
+            return sum(keras.ops.mean(keras.ops.square(o)) for o in _outputs(result))
+
+        return list(jax.grad(loss_fn)(trainable))
+    pytest.skip(f"no gradient helper for backend {backend!r}")
+
+
+def test_registry_is_not_empty():
+    assert "lenet5" in MODELS
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_builds_and_runs_forward(name):
+    spec, model = _build(name)
+    inputs = spec.sample_inputs(model, batch_size=2)
+    outputs = _outputs(model(inputs, training=False))
+    for output, declared in zip(outputs, model.outputs):
+        assert tuple(output.shape)[0] == 2
+        assert tuple(output.shape)[1:] == tuple(declared.shape)[1:]
+        assert np.all(np.isfinite(keras.ops.convert_to_numpy(output)))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_every_trainable_weight_gets_a_gradient(name):
+    spec, model = _build(name)
+    inputs = spec.sample_inputs(model, batch_size=4)
+    gradients = _gradients(model, inputs)
+    assert len(gradients) == len(model.trainable_weights) > 0
+    for variable, gradient in zip(model.trainable_weights, gradients):
+        assert gradient is not None, f"no gradient reaches {variable.path}"
+        values = keras.ops.convert_to_numpy(gradient)
+        assert np.all(np.isfinite(values)), f"non-finite gradient for {variable.path}"
+        assert np.any(values != 0), f"zero gradient for {variable.path}"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_keras_file_round_trip(name, tmp_path):
+    spec, model = _build(name)
+    inputs = spec.sample_inputs(model, batch_size=2)
+    expected = [keras.ops.convert_to_numpy(o) for o in _outputs(model(inputs))]
+    path = tmp_path / f"{name}.keras"
+    model.save(path)
+    restored = keras.saving.load_model(path, safe_mode=True)
+    actual = [keras.ops.convert_to_numpy(o) for o in _outputs(restored(inputs))]
+    for a, b in zip(actual, expected):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert [layer.name for layer in restored.layers] == [layer.name for layer in model.layers]
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_get_config_round_trip(name):
+    spec, model = _build(name)
+    config = model.get_config()
+    clone = model.__class__.from_config(copy.deepcopy(config))  # from_config consumes its argument
+    assert clone.get_config() == config
+    assert clone.count_params() == model.count_params()
+    clone.set_weights(model.get_weights())
+    inputs = spec.sample_inputs(model, batch_size=2)
+    for a, b in zip(_outputs(clone(inputs)), _outputs(model(inputs))):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_compiles_with_xla(name):
+    spec, model = _build(name)
+    inputs = spec.sample_inputs(model, batch_size=4)
+    targets = [np.zeros((4, *tuple(o.shape)[1:]), "float32") for o in model.outputs]
+    model.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    assert model.jit_compile is True
+    before = [w.copy() for w in model.get_weights()]
+    first = model.train_on_batch(inputs, targets[0] if len(targets) == 1 else targets)
+    second = model.train_on_batch(inputs, targets[0] if len(targets) == 1 else targets)
+    assert np.isfinite(first) and np.isfinite(second)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    predictions = _outputs(model.predict(inputs, verbose=0))
+    assert all(np.all(np.isfinite(p)) for p in predictions)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_mixed_precision_keeps_float32_outputs(name):
+    spec = registry.spec(name)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = kzoo.get(name, **spec.test_kwargs)
+        outputs = _outputs(model(spec.sample_inputs(model, batch_size=2)))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert all(keras.backend.standardize_dtype(o.dtype) == "float32" for o in outputs)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_declared_layers_exist(name):
+    spec, model = _build(name)
+    names = [layer.name for layer in model.layers]
+    for head in spec.head_layers:
+        assert head in names, f"head layer {head!r} is not in the model"
+    if spec.stem_layer is not None:
+        assert spec.stem_layer in names
+    for stage in spec.stages:
+        assert any(n.startswith(f"{stage}_") for n in names), f"stage {stage!r} has no layers"
