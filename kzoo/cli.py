@@ -44,7 +44,9 @@ def _cmd_download(args: argparse.Namespace) -> int:
     records = weights_lib.records_for(model_spec.name)
     record = registry._resolve_weights(model_spec, tag or True)
     if not isinstance(record, weights_lib.WeightsRecord):  # a path, not a tag
-        raise SystemExit(f"kzoo: error: expected a weights tag of {name!r} ({[r.tag for r in records]}), received {tag!r}")
+        raise SystemExit(
+            f"kzoo: error: expected a weights tag of {name!r} ({[r.tag for r in records]}), received {tag!r}"
+        )
     path = weights_lib.fetch(record)
     print(f"{record.key}: {path} (verified)")
     return 0

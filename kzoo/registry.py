@@ -96,9 +96,7 @@ class ModelSpec:
         rng = np.random.default_rng(seed)
         if self.make_inputs is not None:
             return self.make_inputs(model, batch_size, rng)
-        arrays = [
-            rng.standard_normal((batch_size, *tensor.shape[1:])).astype("float32") for tensor in model.inputs
-        ]
+        arrays = [rng.standard_normal((batch_size, *tensor.shape[1:])).astype("float32") for tensor in model.inputs]
         return arrays[0] if len(arrays) == 1 else arrays
 
 
@@ -357,36 +355,36 @@ def get(name: str, /, *, pretrained: bool | str | os.PathLike = False, **kwargs:
     build_kwargs = {**model_spec.kwargs, **kwargs}
     record = source if isinstance(source, weights_lib.WeightsRecord) else None
     if record is not None:
+        # Unless the caller says otherwise, build the configuration the weights were trained in.
         build_kwargs = {**record.builder_kwargs, **build_kwargs}
-        if record.input_shape is not None:
-            build_kwargs.setdefault("input_shape", record.input_shape)
-        if record.num_classes is not None:
-            build_kwargs.setdefault("num_classes", record.num_classes)
+        for key, value in _record_configuration(model_spec, record).items():
+            build_kwargs.setdefault(key, value)
     model = model_spec.builder(**build_kwargs)
     if record is not None:
         path = weights_lib.fetch(record)
-        reference_kwargs = {**build_kwargs, "include_top": record.include_top}
-        if record.input_shape is not None:
-            reference_kwargs["input_shape"] = _reference_input_shape(record.input_shape, build_kwargs)
-        if record.num_classes is not None:
-            reference_kwargs["num_classes"] = record.num_classes
-        reference = model_spec.builder(**reference_kwargs)
+        # The reference model is exactly the weights' configuration, so the file always
+        # loads into it; transfer_weights then maps it onto what was asked for.
+        reference = model_spec.builder(**{**build_kwargs, **_record_configuration(model_spec, record)})
         weights_lib.load_weights_file(reference, path, format=record.format)
         transfer_weights(reference, model, model_spec, source_description=f"weights '{record.key}'")
+        del reference
     elif isinstance(source, Path):
         reference = _reference_from_file(model_spec, source, build_kwargs)
         transfer_weights(reference, model, model_spec, source_description=f"weights file {source}")
+        del reference
     _ORIGINS[model] = Origin(spec=model_spec, weights=record, kwargs=build_kwargs)
     return model
 
 
-def _reference_input_shape(weights_shape: tuple[int, ...], build_kwargs: dict[str, Any]) -> tuple[int, ...]:
-    # Spatial size follows the request (convolutions do not care); channels follow the
-    # weights so the stem kernel can be adapted afterwards.
-    requested = build_kwargs.get("input_shape")
-    if requested is None or len(requested) != len(weights_shape):
-        return tuple(weights_shape)
-    return (*tuple(requested)[:-1], weights_shape[-1])
+def _record_configuration(model_spec: ModelSpec, record: weights_lib.WeightsRecord) -> dict[str, Any]:
+    """The builder arguments that describe the weights' own configuration."""
+    parameters = inspect.signature(model_spec.builder).parameters
+    configuration = {
+        "input_shape": record.input_shape,
+        "num_classes": record.num_classes,
+        "include_top": record.include_top,
+    }
+    return {k: v for k, v in configuration.items() if v is not None and k in parameters}
 
 
 def _reference_from_file(model_spec: ModelSpec, path: Path, build_kwargs: dict[str, Any]) -> Any:
@@ -397,7 +395,9 @@ def _reference_from_file(model_spec: ModelSpec, path: Path, build_kwargs: dict[s
             # safe_mode=True refuses lambda layers and other arbitrary code in the file.
             return keras.saving.load_model(path, compile=False, safe_mode=True)
         except Exception as error:
-            raise WeightsError(f"model file {path} could not be loaded safely: {type(error).__name__}: {error}") from error
+            raise WeightsError(
+                f"model file {path} could not be loaded safely: {type(error).__name__}: {error}"
+            ) from error
     reference = model_spec.builder(**build_kwargs)
     weights_lib.load_weights_file(reference, path)
     return reference
@@ -468,7 +468,7 @@ def transfer_weights(source: Any, target: Any, model_spec: ModelSpec, *, source_
             stem_adapted = (layer.name, old[0].shape[-2], new[0].shape[-2])
             updates.append((layer, adapted))
         else:
-            raise WeightsError(_shape_message(source_description, layer.name, new, old))
+            raise WeightsError(_shape_message(source_description, layer.name, new, old, source))
     # Assign only after every layer was checked, so a failure leaves the model untouched.
     for layer, values in updates:
         layer.set_weights(values)
@@ -491,9 +491,13 @@ def transfer_weights(source: Any, target: Any, model_spec: ModelSpec, *, source_
         )
 
 
-def _shape_message(source_description: str, layer: str, expected: list, received: list) -> str:
+def _shape_message(source_description: str, layer: str, expected: list, received: list, source: Any = None) -> str:
+    trained = ""
+    if source is not None and len(getattr(source, "inputs", [])) == 1:
+        trained = f" (they were trained with input_shape={tuple(source.inputs[0].shape[1:])})"
     return (
         f"{source_description} do not fit layer {layer!r}: expected weight shapes "
         f"{[tuple(w.shape) for w in expected]}, received {[tuple(w.shape) for w in received]}. "
-        "Use the input_shape and family arguments the weights were trained with (see kzoo.info)."
+        f"Use the input size and family arguments the weights were trained with{trained}, "
+        "or include_top=False to keep only the convolutional layers."
     )

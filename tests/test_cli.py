@@ -9,7 +9,6 @@ import sys
 import kzoo
 
 
-
 def kzoo_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
     return subprocess.run(

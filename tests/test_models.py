@@ -24,7 +24,13 @@ def _build(name: str) -> tuple[registry.ModelSpec, keras.Model]:
 
 
 def _outputs(result) -> list:
-    return list(result) if isinstance(result, (list, tuple)) else list(result.values()) if isinstance(result, dict) else [result]
+    return (
+        list(result)
+        if isinstance(result, (list, tuple))
+        else list(result.values())
+        if isinstance(result, dict)
+        else [result]
+    )
 
 
 def _gradients(model: keras.Model, inputs) -> list:

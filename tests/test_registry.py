@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import keras
 import pytest
+from helpers import tiny_spec
 
 import kzoo
 from kzoo import errors, registry
-
-from helpers import tiny_spec
 
 
 def test_duplicate_registration_raises(temporary_registry):
@@ -121,5 +120,14 @@ def test_info_prints_a_readable_card():
     assert card.input_shape == (28, 28, 1)
     assert card.tags == ["mnist"]
     text = str(card)
-    for fragment in ("lenet5", "LeCun", "61,706", "'mnist' (default)", "test_accuracy", "recipe:", "license:", "sha256"):
+    for fragment in (
+        "lenet5",
+        "LeCun",
+        "61,706",
+        "'mnist' (default)",
+        "test_accuracy",
+        "recipe:",
+        "license:",
+        "sha256",
+    ):
         assert fragment in text, fragment

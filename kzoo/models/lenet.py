@@ -25,8 +25,7 @@ from kzoo.models._vision import check_vision_args, classifier, global_pooling
 from kzoo.registry import ModelSpec, register_model
 
 PAPER = (
-    "LeCun, Bottou, Bengio & Haffner 1998, Gradient-based learning applied to document recognition, "
-    "Proc. IEEE 86(11)"
+    "LeCun, Bottou, Bengio & Haffner 1998, Gradient-based learning applied to document recognition, Proc. IEEE 86(11)"
 )
 
 # (stage name, layer kind, filters or units, kernel size, padding)
