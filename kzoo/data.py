@@ -1,4 +1,9 @@
-"""Datasets: the shared real datasets kzoo trains and evaluates on, read through one setting.
+"""Datasets: the shared real datasets kzoo trains on, and user data as tf.data pipelines.
+
+User data (:func:`image_folder`, :func:`arrays`, :func:`text_file`, :func:`tfds`) comes
+back as :class:`Datasets`: batched ``tf.data`` pipelines resized and preprocessed for the
+model they are built for (the preprocessing its weights declare), ready for
+:func:`kzoo.finetune`.
 
 The shared data directory (MNIST, ISBI 2012, SST-2, CoNLL-2003, ...) is never part of
 the package. kzoo finds it through ``KZOO_DATA_DIR``; without it, ``shared/data`` beside
@@ -9,9 +14,11 @@ directory. Functions that need a missing dataset raise
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -117,3 +124,652 @@ def load_uci_digits(size: int = 28) -> tuple[np.ndarray, np.ndarray]:
         top, left = min(max(top, 0), size - box), min(max(left, 0), size - box)
         framed[index, top : top + box, left : left + box] = digit
     return framed.round().astype(np.uint8), digits.target.astype(np.uint8)
+
+
+# ======================================================================================
+# User datasets as tf.data pipelines, sized and preprocessed for a model
+# ======================================================================================
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+_IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"GIF87a", b"GIF89a")
+AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "noise", "grayscale")
+
+
+@dataclasses.dataclass
+class Datasets:
+    """Batched training and validation pipelines and what training needs to know about them.
+
+    ``train`` and ``validation`` yield ``(inputs, labels)`` batches already resized and
+    preprocessed for the model they were built for. Pass the whole object to
+    :func:`kzoo.finetune`.
+
+    Attributes:
+        train: Shuffled, augmented (if asked), batched, prefetched training pipeline.
+        validation: The held-out pipeline (no shuffling, no augmentation), or ``None``.
+        class_names: Class names in label order.
+        input_shape: Shape of one input example, or ``None`` for text.
+        preprocessing: What maps raw pixels (0-255) to the model's input, if images.
+        train_size: Number of training examples.
+        validation_size: Number of validation examples.
+    """
+
+    train: Any
+    validation: Any
+    class_names: tuple[str, ...]
+    input_shape: tuple[int, ...] | None = None
+    preprocessing: Any = None
+    train_size: int = 0
+    validation_size: int = 0
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def samples(self, count: int = 8) -> tuple[np.ndarray, np.ndarray]:
+        """Up to ``count`` validation (else training) examples as NumPy arrays, in model-input form."""
+        source = self.validation if self.validation is not None else self.train
+        inputs, labels = [], []
+        for x, y in source.unbatch().take(count):
+            inputs.append(np.asarray(x))
+            labels.append(np.asarray(y))
+        return np.stack(inputs), np.stack(labels)
+
+
+def _model_image_spec(model: Any) -> tuple[tuple[int, int] | None, int | None, Any, int | None]:
+    """(image size, channels, preprocessing, number of output classes) a model expects."""
+    from kzoo import registry
+    from kzoo import weights as weights_lib
+
+    if model is None:
+        return None, None, None, None
+    if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
+        raise InvalidArgumentError(
+            expected_received(
+                "model for an image pipeline",
+                "a model with one image input (batch, height, width, channels)",
+                [tuple(t.shape) for t in model.inputs],
+            )
+        )
+    _, height, width, channels = model.inputs[0].shape
+    origin = registry.origin(model)
+    if origin is not None and origin.weights is not None:
+        preprocessing = origin.weights.preprocessing
+    else:
+        preprocessing = weights_lib.Preprocessing(channel_order="grayscale" if channels == 1 else "rgb")
+    outputs = model.outputs[0].shape[-1] if len(model.outputs) == 1 and len(model.outputs[0].shape) == 2 else None
+    size = (height, width) if height and width else None
+    return size, channels, preprocessing, outputs
+
+
+def _check_classes(found: int, model_outputs: int | None, names: Any, source: str) -> None:
+    if model_outputs is not None and model_outputs != found:
+        raise InvalidArgumentError(
+            f"{source} has {found} classes ({list(names)[:10]}{'...' if found > 10 else ''}): expected {model_outputs} "
+            f"to match the model's outputs, received {found}. Build the model for these classes, e.g. "
+            f"kzoo.get(name, pretrained=True, num_classes={found})."
+        )
+
+
+def augmentation(augment: Any, *, seed: int | None = None) -> Any:
+    """Builds a Keras augmentation pipeline from names or ``{name: strength}``.
+
+    Names (the course's augmentations): ``"flip"`` (horizontal), ``"crop"`` (random crop of
+    a 12.5% larger image; set up by the pipelines), ``"rotation"`` (fraction of a full turn,
+    default 0.05), ``"zoom"`` (default 0.1), ``"noise"`` (Gaussian, std as a fraction of the 0-255
+    range, default 0.03), ``"grayscale"`` (probability, default 0.2). Runs on raw 0-255 pixels before
+    the weights' preprocessing; active only in training.
+
+    Returns:
+        A ``keras.Sequential``, or ``None`` when ``augment`` is empty.
+    """
+    import keras
+
+    if not augment:
+        return None
+    if isinstance(augment, str):
+        augment = [augment]
+    options = dict(augment) if isinstance(augment, dict) else {name: None for name in augment}
+    unknown = [name for name in options if name not in AUGMENTATIONS]
+    if unknown:
+        raise InvalidArgumentError(expected_received("augment", f"names from {AUGMENTATIONS}", unknown))
+    layers = []
+    if "flip" in options:
+        layers.append(keras.layers.RandomFlip(options["flip"] or "horizontal", seed=seed))
+    if "rotation" in options:
+        layers.append(keras.layers.RandomRotation(options["rotation"] or 0.05, fill_mode="constant", seed=seed))
+    if "zoom" in options:
+        layers.append(keras.layers.RandomZoom(options["zoom"] or 0.1, fill_mode="constant", seed=seed))
+    if "grayscale" in options:
+        layers.append(keras.layers.RandomGrayscale(options["grayscale"] or 0.2, seed=seed))
+    if "noise" in options:
+        # GaussianNoise takes a std in [0, 1]: apply it on the 0-1 scale and come back to 0-255.
+        layers += [
+            keras.layers.Rescaling(1.0 / 255.0),
+            keras.layers.GaussianNoise(options["noise"] or 0.03, seed=seed),
+            keras.layers.Rescaling(255.0),
+        ]
+    return keras.Sequential(layers, name="augmentation") if layers else None
+
+
+def _finish(
+    dataset: Any,
+    *,
+    training: bool,
+    batch_size: int,
+    size: int,
+    seed: int | None,
+    augment: Any,
+    crop: tuple[int, int] | None,
+    preprocessing: Any,
+    cache: bool,
+) -> Any:
+    """Cache -> shuffle -> batch -> augment -> crop -> preprocess -> prefetch, for raw 0-255 examples."""
+    import keras
+    import tensorflow as tf
+
+    autotune = tf.data.AUTOTUNE
+    if cache:
+        dataset = dataset.cache()  # decoded and resized once; augmentation stays random per epoch
+    if training:
+        dataset = dataset.shuffle(max(size, 1), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=False)
+    pipeline = augmentation(augment, seed=seed) if training else None
+    cropper = None
+    if crop:
+        # Random crops in training, the centre crop for evaluation.
+        cropper = keras.layers.RandomCrop(*crop, seed=seed) if training else keras.layers.CenterCrop(*crop)
+    if pipeline is not None:
+        dataset = dataset.map(lambda x, y: (pipeline(x, training=True), y), num_parallel_calls=autotune)
+    if cropper is not None:
+        dataset = dataset.map(lambda x, y: (cropper(x, training=training), y), num_parallel_calls=autotune)
+    if preprocessing is not None:
+        dataset = dataset.map(lambda x, y: (preprocessing(x), y), num_parallel_calls=autotune)
+    return dataset.prefetch(autotune)
+
+
+def _check_positive(name: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise InvalidArgumentError(expected_received(name, "a positive int", value))
+
+
+def _check_split(validation_split: Any) -> None:
+    if not isinstance(validation_split, (int, float)) or not 0.0 <= validation_split < 1.0:
+        raise InvalidArgumentError(
+            expected_received("validation_split", "a fraction in [0, 1)", validation_split, "For example 0.2.")
+        )
+
+
+def scan_image_folder(directory: str | os.PathLike) -> tuple[tuple[str, ...], dict[str, list[Path]]]:
+    """Checks a folder of class-named subfolders of images and returns (class names, files per class).
+
+    Raises:
+        InvalidArgumentError: the folder is missing, has fewer than two class folders, a
+            class folder without images, or a file that is not a PNG/JPEG/BMP/GIF image.
+    """
+    root = Path(directory).expanduser()
+    if not root.is_dir():
+        raise InvalidArgumentError(
+            expected_received("image folder", "a directory of class-named subfolders of images", str(root))
+        )
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if len(classes) < 2:
+        raise InvalidArgumentError(
+            f"image folder {root}: expected at least two class subfolders (one per class, e.g. cats/ and dogs/), "
+            f"received {len(classes)} ({classes}). Put each class's images in its own subfolder."
+        )
+    files: dict[str, list[Path]] = {}
+    for name in classes:
+        images = sorted(p for p in (root / name).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not images:
+            raise InvalidArgumentError(
+                f"image folder {root}: expected images ({', '.join(IMAGE_SUFFIXES)}) in class folder {name!r}, "
+                "received none. Add images or remove the empty folder."
+            )
+        for image in images:
+            with open(image, "rb") as handle:
+                head = handle.read(8)
+            if not head.startswith(_IMAGE_SIGNATURES):
+                raise InvalidArgumentError(
+                    f"unreadable image {image}: expected a PNG, JPEG, BMP or GIF file, received a file starting "
+                    f"with {head!r}. Remove or re-save it."
+                )
+        files[name] = images
+    return tuple(classes), files
+
+
+def image_folder(
+    directory: str | os.PathLike,
+    *,
+    model: Any = None,
+    image_size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    batch_size: int = 32,
+    validation_split: float = 0.2,
+    seed: int = 1337,
+    augment: Any = None,
+    cache: bool = True,
+) -> Datasets:
+    """A folder of class-named subfolders of images as training and validation pipelines.
+
+    PNG, JPEG, BMP and GIF files may be mixed, grayscale or colour: each is decoded to the
+    model's channel count and resized to its input size. The split is by file, reproducible
+    with ``seed``. Pixels go through the preprocessing of the model's weights.
+
+    Args:
+        directory: ``directory/<class name>/<image>``; at least two classes.
+        model: The model to feed (from :func:`kzoo.get`): gives the size, channels,
+            preprocessing and the number of classes to check against.
+        image_size: ``(height, width)``; default the model's.
+        channels: 1 or 3; default the model's.
+        batch_size: Batch size of both pipelines.
+        validation_split: Fraction of the files held out for validation (0 for none).
+        seed: Seed of the split, the shuffling and the augmentation.
+        augment: Augmentations for training, see :func:`augmentation`.
+        cache: Keep decoded images in memory after the first epoch.
+
+    Returns:
+        :class:`Datasets`.
+
+    Example:
+        >>> import kzoo
+        >>> model = kzoo.get("lenet5", pretrained=True, num_classes=2)  # doctest: +SKIP
+        >>> data = kzoo.data.image_folder("photos/", model=model)  # doctest: +SKIP
+    """
+    import keras
+
+    _check_positive("batch_size", batch_size)
+    _check_split(validation_split)
+    model_size, model_channels, preprocessing, model_outputs = _model_image_spec(model)
+    image_size = tuple(image_size or model_size or (224, 224))
+    channels = channels or model_channels or 3
+    if channels not in (1, 3):
+        raise InvalidArgumentError(expected_received("channels", "1 (grayscale) or 3 (RGB)", channels))
+    if model_channels is not None and channels != model_channels:
+        raise InvalidArgumentError(
+            expected_received("channels", f"{model_channels} to match the model's input", channels)
+        )
+    class_names, _ = scan_image_folder(directory)
+    _check_classes(len(class_names), model_outputs, class_names, f"image folder {directory}")
+    crop = None
+    load_size = image_size
+    if augment and "crop" in (augment if not isinstance(augment, str) else [augment]):
+        crop = image_size
+        load_size = (int(round(image_size[0] * 1.125)), int(round(image_size[1] * 1.125)))
+        augment = (
+            [a for a in augment if a != "crop"]
+            if not isinstance(augment, dict)
+            else {k: v for k, v in augment.items() if k != "crop"}
+        )
+    splits = keras.utils.image_dataset_from_directory(
+        directory,
+        labels="inferred",
+        label_mode="int",
+        class_names=list(class_names),
+        color_mode="grayscale" if channels == 1 else "rgb",
+        batch_size=None,
+        image_size=load_size,
+        shuffle=True,
+        seed=seed,
+        validation_split=validation_split or None,
+        subset="both" if validation_split else None,
+        verbose=False,
+    )
+    train, validation = splits if validation_split else (splits, None)
+    common = {"batch_size": batch_size, "seed": seed, "crop": crop, "preprocessing": preprocessing, "cache": cache}
+    train_size = len(train.file_paths)
+    validation_size = len(validation.file_paths) if validation is not None else 0
+    return Datasets(
+        train=_finish(train, training=True, size=train_size, augment=augment, **common),
+        validation=_finish(validation, training=False, size=validation_size, augment=None, **common)
+        if validation is not None
+        else None,
+        class_names=class_names,
+        input_shape=(*image_size, channels),
+        preprocessing=preprocessing,
+        train_size=train_size,
+        validation_size=validation_size,
+    )
+
+
+def arrays(
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    model: Any = None,
+    batch_size: int = 32,
+    validation_split: float = 0.2,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
+    seed: int = 1337,
+    augment: Any = None,
+    class_names: Any = None,
+    preprocessed: bool = False,
+) -> Datasets:
+    """NumPy images and integer labels as training and validation pipelines.
+
+    Args:
+        images: ``(N, height, width, channels)`` or ``(N, height, width)``, raw 0-255 pixels
+            unless ``preprocessed=True``.
+        labels: ``(N,)`` integers in ``[0, num_classes)``.
+        model: The model to feed: gives the expected shape, preprocessing and class count.
+        batch_size: Batch size.
+        validation_split: Fraction held out (after a seeded shuffle) when ``validation`` is not given.
+        validation: Explicit ``(images, labels)`` for validation.
+        seed: Seed of the split, shuffling and augmentation.
+        augment: Augmentations for training, see :func:`augmentation`.
+        class_names: Names of the classes; default ``"0"``, ``"1"``, ...
+        preprocessed: The images are already in model-input form; skip the preprocessing.
+
+    Returns:
+        :class:`Datasets`.
+    """
+    import tensorflow as tf
+
+    _check_positive("batch_size", batch_size)
+    _check_split(validation_split)
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4:
+        raise InvalidArgumentError(
+            expected_received("images", "an array (N, height, width[, channels])", f"shape {images.shape}")
+        )
+    if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
+        raise InvalidArgumentError(
+            expected_received(
+                "labels", f"{len(images)} integer labels, shape ({len(images)},)", f"{labels.dtype} {labels.shape}"
+            )
+        )
+    model_size, model_channels, preprocessing, model_outputs = _model_image_spec(model)
+    if preprocessed:
+        preprocessing = None
+    if model_size is not None and (tuple(images.shape[1:3]) != tuple(model_size) or images.shape[3] != model_channels):
+        raise InvalidArgumentError(
+            expected_received(
+                "images",
+                f"shape (N, {model_size[0]}, {model_size[1]}, {model_channels}) to match the model's input",
+                f"shape {images.shape}",
+                "Resize the images (e.g. keras.ops.image.resize), or build the model for them with "
+                f"kzoo.get(name, input_shape={tuple(images.shape[1:])}).",
+            )
+        )
+    num_classes = model_outputs or (len(class_names) if class_names is not None else int(labels.max()) + 1)
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise InvalidArgumentError(
+            expected_received(
+                "labels",
+                f"integers in [0, {num_classes})",
+                f"values from {labels.min()} to {labels.max()}",
+                "Relabel your data or build the model with num_classes covering every label.",
+            )
+        )
+    if class_names is None:
+        class_names = tuple(str(i) for i in range(num_classes))
+    _check_classes(len(class_names), model_outputs, class_names, "the arrays")
+    if validation is None and validation_split:
+        order = np.random.default_rng(seed).permutation(len(images))
+        cut = len(images) - max(1, int(round(len(images) * validation_split)))
+        validation = (images[order[cut:]], labels[order[cut:]])
+        images, labels = images[order[:cut]], labels[order[:cut]]
+    common = {"batch_size": batch_size, "seed": seed, "crop": None, "preprocessing": preprocessing, "cache": False}
+
+    def dataset(x: np.ndarray, y: np.ndarray) -> Any:
+        return tf.data.Dataset.from_tensor_slices((x.astype("float32"), y.astype("int64")))
+
+    return Datasets(
+        train=_finish(dataset(images, labels), training=True, size=len(images), augment=augment, **common),
+        validation=_finish(dataset(*validation), training=False, size=len(validation[0]), augment=None, **common)
+        if validation is not None
+        else None,
+        class_names=tuple(class_names),
+        input_shape=tuple(images.shape[1:]),
+        preprocessing=preprocessing,
+        train_size=len(images),
+        validation_size=len(validation[0]) if validation is not None else 0,
+    )
+
+
+def text_file(
+    path: str | os.PathLike,
+    *,
+    text_column: str | int = 0,
+    label_column: str | int = 1,
+    delimiter: str | None = None,
+    header: bool = True,
+    validation_split: float = 0.1,
+    validation_path: str | os.PathLike | None = None,
+    batch_size: int = 32,
+    seed: int = 1337,
+    class_names: Any = None,
+) -> Datasets:
+    """A CSV or TSV file of texts and labels as ``(string, label)`` pipelines.
+
+    Args:
+        path: The file; ``.tsv`` files are tab-separated, others comma-separated, unless
+            ``delimiter`` says otherwise. Quotes are not special in TSV files (as in GLUE).
+        text_column: Column name (with a header) or index of the text.
+        label_column: Column name or index of the label (integers, or names mapped to
+            integers in sorted order or in the order of ``class_names``).
+        delimiter: Field separator; inferred from the suffix by default.
+        header: The first row names the columns.
+        validation_split: Fraction held out when ``validation_path`` is not given.
+        validation_path: A second file with the same layout, used for validation.
+        batch_size: Batch size.
+        seed: Seed of the split and the shuffling.
+        class_names: The label names in label order.
+
+    Returns:
+        :class:`Datasets` whose inputs are scalar ``tf.string`` tensors.
+
+    Example:
+        >>> import kzoo
+        >>> data = kzoo.data.text_file(kzoo.data.data_dir() / "sst2/train.tsv",
+        ...                            validation_path=kzoo.data.data_dir() / "sst2/dev.tsv")  # doctest: +SKIP
+    """
+    import tensorflow as tf
+
+    _check_positive("batch_size", batch_size)
+    _check_split(validation_split)
+    texts, raw_labels = _read_table(path, text_column, label_column, delimiter, header)
+    if validation_path is not None:
+        val_texts, val_raw = _read_table(validation_path, text_column, label_column, delimiter, header)
+    names = _label_names(raw_labels + (val_raw if validation_path is not None else []), class_names)
+    if len(set(raw_labels)) < 2:
+        raise InvalidArgumentError(
+            expected_received(
+                f"labels in {path}", "at least two classes", sorted(set(raw_labels)), "Check label_column."
+            )
+        )
+    labels = _encode_labels(raw_labels, names, path)
+    if validation_path is not None:
+        validation = (val_texts, _encode_labels(val_raw, names, validation_path))
+    elif validation_split:
+        order = np.random.default_rng(seed).permutation(len(texts))
+        cut = len(texts) - max(1, int(round(len(texts) * validation_split)))
+        validation = ([texts[i] for i in order[cut:]], labels[order[cut:]])
+        texts, labels = [texts[i] for i in order[:cut]], labels[order[:cut]]
+    else:
+        validation = None
+
+    def pipeline(x: list[str], y: np.ndarray, training: bool) -> Any:
+        dataset = tf.data.Dataset.from_tensor_slices((tf.constant(x, tf.string), y.astype("int64")))
+        if training:
+            dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+    return Datasets(
+        train=pipeline(texts, labels, True),
+        validation=pipeline(*validation, False) if validation is not None else None,
+        class_names=tuple(names),
+        train_size=len(texts),
+        validation_size=len(validation[0]) if validation is not None else 0,
+    )
+
+
+def _read_table(
+    path: str | os.PathLike, text_column: str | int, label_column: str | int, delimiter: str | None, header: bool
+) -> tuple[list[str], list[str]]:
+    import csv
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InvalidArgumentError(expected_received("text file", "an existing CSV or TSV file", str(path)))
+    tab = path.suffix.lower() == ".tsv"
+    delimiter = delimiter or ("\t" if tab else ",")
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle, delimiter=delimiter, quoting=csv.QUOTE_NONE if tab else csv.QUOTE_MINIMAL))
+    if header:
+        if not rows:
+            raise InvalidArgumentError(
+                expected_received(f"text file {path}", "a header row and data rows", "an empty file")
+            )
+        columns, rows = rows[0], rows[1:]
+    else:
+        columns = []
+    rows = [row for row in rows if row]
+    if not rows:
+        raise InvalidArgumentError(expected_received(f"text file {path}", "at least one data row", "none"))
+
+    def index(column: str | int) -> int:
+        if isinstance(column, int):
+            return column
+        if column not in columns:
+            raise InvalidArgumentError(expected_received(f"column of {path}", f"one of {columns}", column))
+        return columns.index(column)
+
+    text_index, label_index = index(text_column), index(label_column)
+    texts, labels = [], []
+    for number, row in enumerate(rows, start=2 if header else 1):
+        if max(text_index, label_index) >= len(row):
+            raise InvalidArgumentError(
+                f"{path} line {number}: expected at least {max(text_index, label_index) + 1} fields separated by "
+                f"{delimiter!r}, received {len(row)}. Check the delimiter and the column indices."
+            )
+        texts.append(row[text_index].strip())
+        labels.append(row[label_index].strip())
+    return texts, labels
+
+
+def _label_names(raw: list[str], class_names: Any) -> list[str]:
+    if class_names is not None:
+        return [str(name) for name in class_names]
+    unique = sorted(set(raw))
+    if all(label.lstrip("-").isdigit() for label in unique):
+        values = sorted(int(label) for label in unique)
+        if values[0] < 0:
+            raise InvalidArgumentError(expected_received("integer labels", "values >= 0", values[0]))
+        return [str(i) for i in range(values[-1] + 1)]
+    return unique
+
+
+def _encode_labels(raw: list[str], names: list[str], path: Any) -> np.ndarray:
+    lookup = {name: i for i, name in enumerate(names)}
+    unknown = sorted(set(raw) - set(lookup))
+    if unknown:
+        raise InvalidArgumentError(
+            expected_received(f"labels in {path}", f"one of {names}", unknown[:5], "Pass class_names covering them.")
+        )
+    return np.asarray([lookup[label] for label in raw], np.int64)
+
+
+def tfds(
+    name: str,
+    *,
+    splits: tuple[str, str | None] = ("train", "validation"),
+    model: Any = None,
+    data_dir: str | os.PathLike | None = None,
+    batch_size: int = 32,
+    seed: int = 1337,
+    augment: Any = None,
+    download: bool | None = None,
+) -> Datasets:
+    """A TensorFlow Datasets dataset by name, as training and validation pipelines.
+
+    Image datasets are resized to the model's input and preprocessed for its weights;
+    other datasets pass through. The dataset must have supervised keys (``as_supervised``).
+
+    Args:
+        name: TFDS name, e.g. ``"mnist"`` or ``"tf_flowers"``.
+        splits: ``(train split, validation split or None)``, TFDS slicing allowed
+            (``("train[:90%]", "train[90%:]")``).
+        model: The model to feed.
+        data_dir: Where TFDS keeps its data (default ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
+        batch_size: Batch size.
+        seed: Seed of the shuffling and augmentation.
+        augment: Augmentations for training images, see :func:`augmentation`.
+        download: Let TFDS download and prepare; default: yes unless ``KZOO_OFFLINE=1``.
+
+    Returns:
+        :class:`Datasets`.
+    """
+    import tensorflow as tf
+    import tensorflow_datasets
+
+    from kzoo import weights as weights_lib
+
+    _check_positive("batch_size", batch_size)
+    if download is None:
+        download = not weights_lib.offline()
+    train_split, validation_split = splits
+    wanted = [train_split] + ([validation_split] if validation_split else [])
+    try:
+        loaded, info = tensorflow_datasets.load(
+            name, split=wanted, as_supervised=True, with_info=True, data_dir=data_dir, download=download
+        )
+    except (tensorflow_datasets.core.registered.DatasetNotFoundError, KeyError) as error:
+        raise InvalidArgumentError(
+            expected_received("TFDS dataset", "a registered TFDS name (see tfds.list_builders())", name)
+        ) from error
+    except AssertionError as error:  # TFDS asserts when data is missing and download=False
+        raise DataNotFoundError(
+            f"TFDS dataset {name!r} is not prepared under {data_dir or '~/tensorflow_datasets'} and downloading is "
+            f"off ({error}). Prepare it online first, or unset KZOO_OFFLINE."
+        ) from error
+    label = info.features[info.supervised_keys[1]]
+    class_names = tuple(label.names) if hasattr(label, "names") else ()
+    model_size, model_channels, preprocessing, model_outputs = _model_image_spec(model)
+    _check_classes(len(class_names), model_outputs, class_names, f"TFDS dataset {name!r}")
+    image_like = len(info.features[info.supervised_keys[0]].shape) == 3
+
+    def prepare(dataset: Any) -> Any:
+        if not image_like:
+            return dataset
+
+        def resize(x: Any, y: Any) -> Any:
+            x = tf.cast(x, tf.float32)
+            if model_channels == 1 and x.shape[-1] == 3:
+                x = tf.image.rgb_to_grayscale(x)
+            elif model_channels == 3 and x.shape[-1] == 1:
+                x = tf.image.grayscale_to_rgb(x)
+            if model_size is not None:
+                x = tf.image.resize(x, model_size)
+            return x, y
+
+        return dataset.map(resize, num_parallel_calls=tf.data.AUTOTUNE)
+
+    sizes = [int(info.splits[split].num_examples) for split in wanted]
+    common = {"batch_size": batch_size, "seed": seed, "crop": None, "cache": True}
+    prep = preprocessing if image_like else None
+    train = _finish(
+        prepare(loaded[0]),
+        training=True,
+        size=sizes[0],
+        augment=augment if image_like else None,
+        preprocessing=prep,
+        **common,
+    )
+    validation = (
+        _finish(prepare(loaded[1]), training=False, size=sizes[1], augment=None, preprocessing=prep, **common)
+        if validation_split
+        else None
+    )
+    return Datasets(
+        train=train,
+        validation=validation,
+        class_names=class_names,
+        input_shape=(*model_size, model_channels)
+        if model_size
+        else tuple(info.features[info.supervised_keys[0]].shape),
+        preprocessing=prep,
+        train_size=sizes[0],
+        validation_size=sizes[1] if validation_split else 0,
+    )
