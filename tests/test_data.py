@@ -6,10 +6,11 @@ import gzip
 
 import numpy as np
 import pytest
-from conftest import requires_data
 
 import kzoo
 from kzoo import errors
+
+from conftest import requires_data
 
 
 def test_kzoo_data_dir_setting_wins(tmp_path, monkeypatch):

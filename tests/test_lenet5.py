@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from conftest import requires_data
 
 import kzoo
 from kzoo import weights as weights_lib
+
+from conftest import requires_data
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import keras
 import pytest
-from helpers import tiny_spec
 
 import kzoo
 from kzoo import errors, registry
+
+from helpers import tiny_spec
 
 
 def test_duplicate_registration_raises(temporary_registry):

@@ -17,11 +17,12 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from helpers import tiny_net, tiny_spec
 
 import kzoo
 from kzoo import errors, registry
 from kzoo import weights as weights_lib
+
+from helpers import tiny_net, tiny_spec
 
 REPO = Path(__file__).resolve().parent.parent
 EXPECTED_OUTPUTS = Path(__file__).resolve().parent / "expected_outputs.json"
