@@ -7,9 +7,39 @@ Example:
     >>> model = kzoo.get("lenet5", pretrained=True)
 """
 
+import importlib
+
 from kzoo import data, errors, models  # noqa: F401  (importing models registers every family)
+from kzoo.finetune import FinetuneResult, finetune, freeze, unfreeze
 from kzoo.registry import ModelCard, ModelSpec, get, info, list_models, register_model
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelCard", "ModelSpec", "data", "errors", "get", "info", "list_models", "register_model", "__version__"]
+# TensorFlow-only modules load on first use, so `import kzoo` also works on the JAX backend
+# on machines without TensorFlow.
+_LAZY_MODULES = ("callbacks", "hub")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"kzoo.{name}")
+    raise AttributeError(f"module 'kzoo' has no attribute {name!r}")
+
+
+__all__ = [
+    "FinetuneResult",
+    "ModelCard",
+    "ModelSpec",
+    "__version__",
+    "callbacks",
+    "data",
+    "errors",
+    "finetune",
+    "freeze",
+    "get",
+    "hub",
+    "info",
+    "list_models",
+    "register_model",
+    "unfreeze",
+]

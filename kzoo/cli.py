@@ -110,6 +110,46 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    import kzoo
+    from kzoo import weights as weights_lib
+
+    class_names, _ = kzoo.data.scan_image_folder(args.folder)
+    pretrained: bool | str = args.pretrained
+    if pretrained == "auto":
+        pretrained = bool(weights_lib.records_for(kzoo.registry.spec(args.name).name))
+    elif pretrained in ("none", "false"):
+        pretrained = False
+    model = kzoo.get(args.name, pretrained=pretrained, num_classes=len(class_names))
+    data = kzoo.data.image_folder(
+        args.folder,
+        model=model,
+        batch_size=args.batch_size,
+        validation_split=args.validation_split,
+        seed=args.seed,
+        augment=args.augment.split(",") if args.augment else None,
+    )
+    print(
+        f"Fine-tuning {args.name} (pretrained={pretrained}) on {data.train_size} images of {len(class_names)} "
+        f"classes {list(class_names)}, validating on {data.validation_size}; logs in {args.log_dir}"
+    )
+    result = kzoo.finetune(
+        model,
+        data,
+        epochs=args.epochs,
+        strategy=args.strategy,
+        learning_rate=args.learning_rate,
+        log_dir=args.log_dir,
+        patience=args.patience,
+        mixed_precision=args.mixed_precision,
+        verbose=2,
+    )
+    best = f"{result.monitor} {result.best_value:.4f} at epoch {result.best_epoch}" if result.best_value else "-"
+    print(f"Best: {best}. Saved model: {result.log_dir / 'model.keras'}")
+    print(f"TensorBoard: tensorboard --logdir {result.log_dir / 'tensorboard'}")
+    return 0 if not result.stopped_on_nan else 3
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kzoo import __version__
 
@@ -130,6 +170,22 @@ def build_parser() -> argparse.ArgumentParser:
     download = commands.add_parser("download", help="download (or verify) a model's weights: NAME[:TAG]")
     download.add_argument("target", metavar="NAME[:TAG]")
     download.set_defaults(run=_cmd_download)
+
+    tune = commands.add_parser("finetune", help="fine-tune a model on a folder of class-named image subfolders")
+    tune.add_argument("name", help="registered model, e.g. lenet5")
+    tune.add_argument("folder", help="folder/<class>/<image files>")
+    tune.add_argument("--log-dir", required=True, help="new run directory (TensorBoard logs, checkpoints, model.keras)")
+    tune.add_argument("--epochs", type=int, default=5)
+    tune.add_argument("--strategy", choices=["head", "full", "two-phase"], default="two-phase")
+    tune.add_argument("--pretrained", default="auto", help="'auto' (default weights if any), 'none', or a tag/path")
+    tune.add_argument("--batch-size", type=int, default=32)
+    tune.add_argument("--learning-rate", type=float, default=1e-3)
+    tune.add_argument("--validation-split", type=float, default=0.2)
+    tune.add_argument("--augment", default="", help="comma-separated: flip,crop,rotation,zoom,noise,grayscale")
+    tune.add_argument("--patience", type=int, default=None, help="early-stopping patience (epochs)")
+    tune.add_argument("--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"], default=None)
+    tune.add_argument("--seed", type=int, default=1337)
+    tune.set_defaults(run=_cmd_finetune)
 
     demo = commands.add_parser("demo", help="the pretrained LeNet-5 reading real handwritten digits, offline")
     demo.add_argument("--show", type=int, default=6, help="how many digits to draw (0 for none)")

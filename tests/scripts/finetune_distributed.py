@@ -1,0 +1,42 @@
+"""kzoo.finetune under a tf.distribute strategy; prints one JSON line with what happened.
+
+Usage: finetune_distributed.py mirrored   (2 logical CPU devices in this process)
+       finetune_distributed.py multiworker (TF_CONFIG set by the caller; one process per worker)
+"""
+
+import json
+import sys
+
+import tensorflow as tf
+
+mode = sys.argv[1]
+if mode == "mirrored":
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+else:
+    strategy = tf.distribute.MultiWorkerMirroredStrategy()
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import kzoo  # noqa: E402
+
+keras.utils.set_random_seed(0)
+images, labels = kzoo.data.load_uci_digits()
+chosen = np.random.default_rng(0).choice(len(labels), 256, replace=False)
+model = kzoo.get("lenet5", pretrained=True)
+before = [w.copy() for w in model.get_weights()]
+data = kzoo.data.arrays(images[chosen], labels[chosen], model=model, batch_size=32)
+result = kzoo.finetune(model, data, epochs=2, strategy="full", distribution=strategy, verbose=0)
+print(
+    json.dumps(
+        {
+            "replicas": strategy.num_replicas_in_sync,
+            "loss": result.history["loss"],
+            "changed": any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights())),
+            "checksum": float(sum(np.abs(w).sum() for w in model.get_weights())),
+            "finite": all(bool(np.isfinite(w).all()) for w in model.get_weights()),
+        }
+    )
+)

@@ -1,0 +1,276 @@
+"""kzoo.finetune, freeze/unfreeze, run directories, XLA, mixed precision and the CLI."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from test_pipelines import write_image_folder
+
+import kzoo
+from kzoo import errors
+
+SCRIPTS = Path(__file__).resolve().parent / "scripts"
+finetune_lib = importlib.import_module("kzoo.finetune")  # the module; kzoo.finetune is the function
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """A small labelled subset of the UCI digits (real data shipped by scikit-learn)."""
+    images, labels = kzoo.data.load_uci_digits()
+    rng = np.random.default_rng(0)
+    chosen = rng.choice(len(labels), 240, replace=False)
+    return images[chosen], labels[chosen]
+
+
+def weights_by_layer(model):
+    return {layer.name: [w.copy() for w in layer.get_weights()] for layer in model.layers if layer.weights}
+
+
+def changed_layers(before, model):
+    after = weights_by_layer(model)
+    return sorted(name for name in before if any(not np.array_equal(a, b) for a, b in zip(before[name], after[name])))
+
+
+def test_freeze_and_unfreeze_by_stage():
+    model = kzoo.get("lenet5")
+    assert kzoo.freeze(model, until="c3") == ["c1_conv", "c3_conv"]
+    assert [layer.name for layer in model.layers if layer.weights and not layer.trainable] == ["c1_conv", "c3_conv"]
+    assert kzoo.unfreeze(model, from_stage="c3") == ["c3_conv", "c5_conv", "f6_dense", "predictions"]
+    assert not model.get_layer("c1_conv").trainable and model.get_layer("c3_conv").trainable
+    assert kzoo.freeze(model) == ["c1_conv", "c3_conv", "c5_conv", "f6_dense"]  # all but the head
+    assert model.get_layer("predictions").trainable
+    with pytest.raises(errors.InvalidArgumentError, match=r"one of the model's stages \['c1'"):
+        kzoo.freeze(model, until="conv9")
+
+
+@pytest.mark.parametrize(
+    "strategy, expected",
+    [
+        ("head", ["predictions"]),
+        ("full", ["c1_conv", "c3_conv", "c5_conv", "f6_dense", "predictions"]),
+        ("two-phase", ["c5_conv", "f6_dense", "predictions"]),
+    ],
+)
+def test_strategies_train_exactly_the_layers_they_should(strategy, expected, digits):
+    keras.utils.set_random_seed(0)
+    model = kzoo.get("lenet5", pretrained=True)
+    data = kzoo.data.arrays(*digits, model=model, batch_size=32)
+    before = weights_by_layer(model)
+    result = kzoo.finetune(model, data, epochs=2, strategy=strategy, learning_rate=1e-3, verbose=0)
+    assert changed_layers(before, model) == expected
+    assert result.epochs == [0, 1] and len(result.history["loss"]) == 2
+    assert "val_accuracy" in result.history and result.monitor == "val_loss"
+
+
+def test_finetune_keeps_the_best_epoch_and_improves_on_new_data(digits):
+    keras.utils.set_random_seed(1)
+    model = kzoo.get("lenet5", pretrained=True)
+    data = kzoo.data.arrays(*digits, model=model, batch_size=32)
+    model.compile(loss=finetune_lib.default_loss(model), metrics=["accuracy"])
+    _, accuracy_before = model.evaluate(data.validation, verbose=0)
+    result = kzoo.finetune(model, data, epochs=6, strategy="two-phase", learning_rate=3e-3, verbose=0)
+    best = int(np.argmin(result.history["val_loss"]))
+    assert result.best_epoch == result.epochs[best]
+    model.compile(loss=finetune_lib.default_loss(model), metrics=["accuracy"])
+    loss, accuracy = model.evaluate(data.validation, verbose=0)
+    assert loss == pytest.approx(result.best_value, rel=1e-3)  # the model holds the best epoch's weights
+    assert accuracy > accuracy_before
+
+
+def test_run_directory_holds_logs_checkpoint_and_model_and_is_never_reused(tmp_path, digits):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    model = kzoo.get("lenet5", pretrained=True)
+    data = kzoo.data.arrays(*digits, model=model, batch_size=32)
+    run = tmp_path / "run"
+    kzoo.finetune(model, data, epochs=2, strategy="head", log_dir=run, verbose=0)
+    state = json.loads((run / "kzoo_run.json").read_text())
+    assert state["status"] == "finished" and state["phases_done"] == ["head"]
+    assert (run / "checkpoints" / "best.weights.h5").is_file()
+    restored = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    np.testing.assert_array_equal(restored.get_weights()[-1], model.get_weights()[-1])
+    events = list((run / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events
+    accumulator = event_accumulator.EventAccumulator(str(events[0].parent), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    assert "epoch_loss" in accumulator.Tags()["tensors"]
+
+    snapshot = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    with pytest.raises(errors.KzooError, match="already holds a finished run"):
+        kzoo.finetune(model, data, epochs=2, strategy="head", log_dir=run, verbose=0)
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == snapshot
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(errors.KzooError, match="not empty and holds no kzoo run"):
+        kzoo.finetune(model, data, epochs=1, strategy="head", log_dir=foreign, verbose=0)
+    assert (foreign / "notes.txt").read_text() == "mine" and len(list(foreign.iterdir())) == 1
+
+
+def test_finetune_uses_xla_when_every_layer_supports_it(digits):
+    model = kzoo.get("lenet5", pretrained=True)
+    data = kzoo.data.arrays(*digits, model=model, batch_size=32)
+    kzoo.finetune(model, data, epochs=1, strategy="head", verbose=0)
+    assert model.jit_compile is True
+
+
+def test_xla_is_refused_with_a_reason_for_string_lookups(caplog):
+    inputs = keras.Input(shape=(), dtype="string")
+    vectorize = keras.layers.TextVectorization(max_tokens=20, output_sequence_length=4, name="vectorize")
+    vectorize.adapt(["a b c", "d e"])
+    outputs = keras.layers.Dense(2)(keras.layers.Embedding(20, 3)(vectorize(inputs)))
+    model = keras.Model(inputs, outputs)
+    with caplog.at_level(logging.WARNING, logger="kzoo"):
+        assert finetune_lib.resolve_jit_compile(model) is False
+    assert any("vectorize (TextVectorization)" in r.getMessage() for r in caplog.records)
+    assert finetune_lib.resolve_jit_compile(kzoo.get("lenet5")) is True
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_and_keeps_float32_outputs(policy, digits):
+    model = kzoo.get("lenet5", pretrained=True)
+    data = kzoo.data.arrays(*digits, model=model, batch_size=32)
+    before = weights_by_layer(model)
+    result = kzoo.finetune(model, data, epochs=1, strategy="full", mixed_precision=policy, verbose=0)
+    assert np.isfinite(result.history["loss"][0])
+    assert changed_layers(before, model)  # trained weights came back into the user's model
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is untouched
+    assert keras.backend.standardize_dtype(model(np.zeros((1, 28, 28, 1))).dtype) == "float32"
+
+
+def test_nan_stops_the_run_and_never_keeps_nan_weights(digits):
+    model = kzoo.get("lenet5", pretrained=True)
+    images, labels = digits
+    poisoned = images.astype("float32") / 255.0
+    poisoned[100:] = np.nan  # batches from the fourth on are NaN
+    data = kzoo.data.arrays(poisoned, labels, model=model, batch_size=32, validation_split=0, preprocessed=True)
+    good = kzoo.data.arrays(*digits, model=model, batch_size=32)
+    result = kzoo.finetune(model, data.train, good.validation, epochs=3, strategy="full", verbose=0)
+    assert result.stopped_on_nan
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_bad_arguments_are_explained(digits):
+    model = kzoo.get("lenet5", pretrained=True)
+    data = kzoo.data.arrays(*digits, model=model, batch_size=32)
+    with pytest.raises(errors.InvalidArgumentError, match="one of"):
+        kzoo.finetune(model, data, epochs=1, strategy="everything")
+    with pytest.raises(errors.InvalidArgumentError, match="a positive int"):
+        kzoo.finetune(model, data, epochs=0)
+    with pytest.raises(errors.InvalidArgumentError, match="between 1 and epochs - 1"):
+        kzoo.finetune(model, data, epochs=2, head_epochs=2)
+    three = kzoo.get("lenet5", num_classes=3)
+    with pytest.raises(errors.InvalidArgumentError, match="num_classes=10"):
+        kzoo.finetune(three, data, epochs=1)
+
+
+def run_script(*args, env=None, timeout=300):
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}
+    return subprocess.run(
+        [sys.executable, *map(str, args)], capture_output=True, text=True, timeout=timeout, env=environment
+    )
+
+
+def test_sigkill_mid_run_resumes_from_the_last_finished_epoch(tmp_path):
+    run, marks = tmp_path / "run", tmp_path / "epochs.txt"
+    command = [sys.executable, str(SCRIPTS / "finetune_resumable.py"), run, marks]
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KZOO_TEST_HANG_AFTER_EPOCH": "3"}
+    process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        for _ in range(600):  # the script hangs after epoch 3 (of 0..5) has ended
+            if marks.is_file() and marks.read_text().split() and marks.read_text().split()[-1] == "hang":
+                break
+            if process.poll() is not None:
+                pytest.fail(process.stderr.read().decode()[-3000:])
+            import time
+
+            time.sleep(0.5)
+        process.kill()  # SIGKILL
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert json.loads((run / "kzoo_run.json").read_text())["status"] == "running"
+    second = run_script(SCRIPTS / "finetune_resumable.py", run, marks)
+    assert second.returncode == 0, second.stderr[-3000:]
+    lines = marks.read_text().split()
+    assert lines[: lines.index("hang")] == ["0", "1", "2", "3"]
+    assert lines[lines.index("hang") + 1 :] == ["4", "5"]  # only the remaining epochs ran
+    state = json.loads((run / "kzoo_run.json").read_text())
+    assert state["status"] == "finished" and state["phases_done"] == ["head", "fine"]
+
+
+def test_cli_finetune_writes_a_model_and_tensorboard_logs(tmp_path):
+    folder = write_image_folder(tmp_path / "photos", per_class=8)
+    run = tmp_path / "runs" / "x"
+    result = run_script("-m", "kzoo.cli", "finetune", "lenet5", folder, "--epochs", "2", "--log-dir", run)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Fine-tuning lenet5 (pretrained=True) on" in result.stdout and "Epoch 2/2" in result.stdout
+    assert (run / "model.keras").is_file() and list((run / "tensorboard").rglob("events.out.tfevents.*"))
+    again = run_script("-m", "kzoo.cli", "finetune", "lenet5", folder, "--epochs", "2", "--log-dir", run)
+    assert again.returncode == 2 and "already holds a finished run" in again.stderr
+
+
+def test_transfer_example_runs(tmp_path):
+    result = run_script(
+        Path(__file__).resolve().parent.parent / "examples" / "transfer_lenet5_uci_digits.py", "--quick"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "held-out accuracy" in result.stdout and "Pretraining on MNIST adds" in result.stdout
+
+
+def _last_json(output: str) -> dict:
+    return json.loads([line for line in output.splitlines() if line.startswith("{")][-1])
+
+
+def test_finetune_under_mirrored_strategy_on_two_logical_cpus():
+    result = run_script(SCRIPTS / "finetune_distributed.py", "mirrored")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = _last_json(result.stdout)
+    assert report["replicas"] == 2 and report["changed"] and report["finite"]
+    assert len(report["loss"]) == 2
+
+
+def test_multiworker_mirrored_strategy_is_refused_clearly_on_loopback():
+    """Two real workers on 127.0.0.1. Keras 3's fit cannot train under this strategy
+    (keras-team/keras#20585), so finetune must refuse it with a clear error, on every worker."""
+    import socket
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    workers = [f"127.0.0.1:{port}" for port in ports]
+    processes = []
+    for index in range(2):
+        config = {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}
+        environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_CONFIG": json.dumps(config)}
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, str(SCRIPTS / "finetune_distributed.py"), "multiworker"],
+                env=environment,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
+    try:
+        for process in processes:
+            _, err = process.communicate(timeout=400)
+            assert process.returncode != 0
+            assert "kzoo.errors.InvalidArgumentError" in err and "MirroredStrategy on one machine" in err
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
