@@ -9,7 +9,7 @@ Example:
 
 import importlib
 
-from kzoo import data, errors, models  # noqa: F401  (importing models registers every family)
+from kzoo import data, errors, models, segmentation  # noqa: F401  (importing models registers every family)
 from kzoo.finetune import FinetuneResult, finetune, freeze, unfreeze
 from kzoo.registry import ModelCard, ModelSpec, get, info, list_models, register_model
 
@@ -41,5 +41,6 @@ __all__ = [
     "info",
     "list_models",
     "register_model",
+    "segmentation",
     "unfreeze",
 ]

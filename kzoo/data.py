@@ -96,6 +96,35 @@ def load_mnist(split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     return images, labels
 
 
+def load_isbi2012(split: str = "train") -> tuple[np.ndarray, np.ndarray | None]:
+    """The ISBI 2012 EM membrane slices from the shared data directory (the U-Net paper's data).
+
+    Args:
+        split: ``"train"`` (30 slices with masks) or ``"test"`` (30 slices, no public masks).
+
+    Returns:
+        ``(images, masks)``: uint8 ``(30, 512, 512)`` and boolean ``(30, 512, 512)``, True on
+        cell interiors and False on membranes; ``masks`` is ``None`` for the test split.
+    """
+    from PIL import Image
+
+    if split not in ("train", "test"):
+        raise InvalidArgumentError(expected_received("load_isbi2012(split)", "'train' or 'test'", split))
+    folder = _require("isbi2012_em")
+    image_dir = folder / "train" / "image" if split == "train" else folder / "test"
+    paths = [image_dir / f"{index}.png" for index in range(30)]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise DataNotFoundError(f"ISBI 2012 {split} slices are incomplete: expected {missing[0]} (and 29 more).")
+    images = np.stack([np.asarray(Image.open(p).convert("L")) for p in paths])
+    if split == "test":
+        return images, None
+    masks = np.stack(
+        [np.asarray(Image.open(folder / "train" / "label" / f"{i}.png").convert("L")) > 127 for i in range(30)]
+    )
+    return images, masks
+
+
 def load_uci_digits(size: int = 28) -> tuple[np.ndarray, np.ndarray]:
     """The UCI handwritten digits that scikit-learn ships (1,797 images), framed like MNIST.
 

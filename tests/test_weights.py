@@ -81,6 +81,9 @@ def test_shipped_weights_give_stored_outputs(record):
     """Regenerate after retraining with: KZOO_REGEN_EXPECTED=1 pytest tests/test_weights.py -k stored_outputs"""
     model = kzoo.get(record.model, pretrained=record.tag)
     outputs = model.predict(_fixed_input(model), verbose=0)
+    # Large outputs (segmentation maps) are compared at 32 evenly spaced positions per example.
+    flat = outputs.reshape(len(outputs), -1)
+    outputs = flat[:, np.linspace(0, flat.shape[1] - 1, min(32, flat.shape[1])).astype(int)]
     stored = json.loads(EXPECTED_OUTPUTS.read_text()) if EXPECTED_OUTPUTS.is_file() else {}
     entry = {"sha256": record.sha256, "outputs": np.round(outputs, 5).tolist()}
     if os.environ.get("KZOO_REGEN_EXPECTED") == "1":
