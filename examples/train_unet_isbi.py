@@ -98,7 +98,7 @@ class RandomTiles(keras.utils.PyDataset):
         picks = self.rng.integers(0, split, args.batch_size)
         tops = self.rng.integers(0, 512 - args.crop + 1, args.batch_size)
         lefts = self.rng.integers(0, 512 - args.crop + 1, args.batch_size)
-        window = [np.s_[p, t : t + args.crop, l : l + args.crop] for p, t, l in zip(picks, tops, lefts)]
+        window = [np.s_[p, t : t + args.crop, c : c + args.crop] for p, t, c in zip(picks, tops, lefts)]
         x = np.stack([preprocessing(images[w].astype("float32")) for w in window])[..., None]
         w = np.stack([weight_maps[s] for s in window])[..., None]
         y = np.stack([masks[s] for s in window])[..., None].astype("float32")

@@ -266,7 +266,9 @@ register_model(
         family="unet",
         task="image-segmentation",
         paper=PAPER,
-        description="U-Net as in the paper: valid convolutions, 572x572 -> 388x388, 2-class logits, 31,030,658 parameters.",
+        description=(
+            "U-Net as in the paper: valid convolutions, 572x572 -> 388x388, 2-class logits, 31,030,658 parameters."
+        ),
         test_kwargs={"input_shape": (188, 188, 1), "base_filters": 2},  # 188: the smallest valid side
         head_layers=("predictions",),
         stem_layer="enc1_conv1",
