@@ -175,7 +175,15 @@ def test_pretrained_unet_reaches_its_recorded_held_out_iou(monkeypatch):
 @requires_data("isbi2012_em")
 def test_isbi_recipe_runs_in_quick_mode(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "train_unet_isbi.py"), "--quick", "--output-dir", str(tmp_path)],
+        [
+            sys.executable,
+            str(REPO / "examples" / "train_unet_isbi.py"),
+            "--quick",
+            "--output-dir",
+            str(tmp_path),
+            "--log-dir",
+            str(tmp_path / "tensorboard"),
+        ],
         capture_output=True,
         text=True,
         timeout=600,
@@ -184,3 +192,9 @@ def test_isbi_recipe_runs_in_quick_mode(tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert 0.0 <= summary["pixel_error"] <= 1.0
     assert len(list(tmp_path.glob("slice*_image_mask_prediction.png"))) == 5
+    # Prediction maps are logged to TensorBoard during training (read back with its own reader).
+    from tensorboard.backend.event_processing import event_accumulator
+
+    accumulator = event_accumulator.EventAccumulator(str(tmp_path / "tensorboard" / "train"))
+    accumulator.Reload()
+    assert "samples/reconstructions" in accumulator.Tags()["tensors"]
