@@ -10,6 +10,7 @@ Example:
 import importlib
 
 from kzoo import data, errors, models, segmentation  # noqa: F401  (importing models registers every family)
+from kzoo.features import feature_extractor
 from kzoo.finetune import FinetuneResult, finetune, freeze, unfreeze
 from kzoo.registry import ModelCard, ModelSpec, get, info, list_models, register_model
 
@@ -34,6 +35,7 @@ __all__ = [
     "callbacks",
     "data",
     "errors",
+    "feature_extractor",
     "finetune",
     "freeze",
     "get",

@@ -521,6 +521,9 @@ def load_weights_file(model: Any, path: str | os.PathLike, *, format: str | None
             )
         )
     try:
+        if format == "h5-legacy":
+            _load_legacy_h5_by_name(model, path)
+            return
         if format == "keras":
             stored = _count_h5_datasets(path)
             if stored != len(model.weights):
@@ -537,6 +540,50 @@ def load_weights_file(model: Any, path: str | os.PathLike, *, format: str | None
             f"weights file {path} could not be loaded into model {model.name!r}: "
             f"{type(error).__name__}: {_first_line(error)}"
         ) from error
+
+
+def _load_legacy_h5_by_name(model: Any, path: Path) -> None:
+    """Loads a Keras 2 weights-only HDF5 file (keras.applications' format) by layer name.
+
+    Keras 3 reads these files by layer order; kzoo's models name their layers as
+    keras.applications does, so matching by name is both exact and independent of the order
+    in which a builder creates layers. Strict: every layer with weights must be in the file
+    and every layer in the file must exist, with the same shapes.
+    """
+    import h5py
+
+    with h5py.File(path, "r") as handle:
+        root = handle["model_weights"] if "model_weights" in handle else handle
+        if "layer_names" not in root.attrs:
+            raise WeightsError(
+                expected_received(
+                    f"weights file {path}", "a Keras weights-only HDF5 file (with a 'layer_names' attribute)", "none"
+                )
+            )
+        stored = {}
+        for raw in root.attrs["layer_names"]:
+            name = raw.decode() if isinstance(raw, bytes) else str(raw)
+            group = root[name]
+            names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
+            if names:
+                stored[name] = [group[n][()] for n in names]
+    layers = {layer.name: layer for layer in model.layers if layer.weights}
+    missing, extra = sorted(set(layers) - set(stored)), sorted(set(stored) - set(layers))
+    if missing or extra:
+        raise WeightsError(
+            f"weights file {path} does not fit model {model.name!r}: layers missing from the file "
+            f"{missing[:5]}{'...' if len(missing) > 5 else ''}, layers the model lacks {extra[:5]}"
+            f"{'...' if len(extra) > 5 else ''}. Was it saved from another architecture or with(out) the top?"
+        )
+    for name, layer in layers.items():
+        expected = [tuple(w.shape) for w in layer.get_weights()]
+        received = [tuple(a.shape) for a in stored[name]]
+        if expected != received:
+            raise WeightsError(
+                f"weights file {path}, layer {name!r}: expected weight shapes {expected}, received {received}."
+            )
+    for name, layer in layers.items():
+        layer.set_weights(stored[name])
 
 
 def _first_line(error: BaseException) -> str:

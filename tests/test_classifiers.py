@@ -1,0 +1,163 @@
+"""VGG and ResNet families: reference parameter counts, parity with keras.applications,
+the official weights' format and records, adaptation, and multi-scale features."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+import keras
+import numpy as np
+import pytest
+
+import kzoo
+from kzoo import errors
+from kzoo import weights as weights_lib
+
+
+def trainable_count(model: keras.Model) -> int:
+    return int(sum(np.prod(w.shape) for w in model.trainable_weights))
+
+
+@pytest.mark.parametrize(
+    "name, total",
+    [
+        ("vgg16", 138_357_544),
+        ("vgg19", 143_667_240),
+        ("resnet50", 25_636_712),
+        ("resnet101", 44_707_176),
+        ("resnet152", 60_419_944),
+    ],
+)
+def test_parameter_counts_match_keras_applications(name, total):
+    assert kzoo.get(name).count_params() == total  # Keras counts BatchNorm statistics too
+
+
+@pytest.mark.parametrize("name, learnable", [("resnet18", 11_689_512), ("resnet34", 21_797_672)])
+def test_parameter_counts_match_torchvision(name, learnable):
+    assert trainable_count(kzoo.get(name)) == learnable  # torchvision counts learnable weights only
+
+
+def test_cifar_resnet20_has_the_papers_0_27m_parameters():
+    model = kzoo.get("resnet20_cifar")
+    assert model.output_shape == (None, 10)
+    assert trainable_count(model) == 269_722
+    assert 0.265e6 < trainable_count(model) < 0.275e6  # He et al. 2015, Table 6: 0.27M
+
+
+PARITY = [
+    ("vgg16", keras.applications.VGG16, (224, 224, 3)),
+    ("vgg19", keras.applications.VGG19, (224, 224, 3)),
+    ("resnet50", keras.applications.ResNet50, (64, 64, 3)),
+    ("resnet101", keras.applications.ResNet101, (64, 64, 3)),
+    ("resnet50v2", keras.applications.ResNet50V2, (64, 64, 3)),
+]
+
+
+@pytest.mark.parametrize("name, reference, shape", PARITY, ids=[p[0] for p in PARITY])
+def test_same_outputs_as_keras_applications_with_the_same_weights(name, reference, shape):
+    theirs = reference(weights=None, input_shape=shape, classifier_activation=None)
+    ours = kzoo.get(name, input_shape=shape)
+    their_layers = {layer.name: layer for layer in theirs.layers if layer.weights}
+    assert set(their_layers) == {layer.name for layer in ours.layers if layer.weights}
+    for layer in ours.layers:
+        if layer.weights:
+            layer.set_weights(their_layers[layer.name].get_weights())
+    x = np.random.default_rng(0).standard_normal((2, *shape)).astype("float32")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+
+def test_official_records_pin_the_publishers_url_and_md5(kzoo_home, monkeypatch):
+    record = weights_lib.records_for("vgg16")[0]
+    assert record.tag == "imagenet" and record.default and record.include_top
+    assert record.url == (
+        "https://storage.googleapis.com/tensorflow/keras-applications/vgg16/vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+    )
+    assert record.md5 == "64373286793e3c8b2b4e3219cbf3544b" and record.format == "h5-legacy"
+    assert record.preprocessing.channel_order == "bgr" and record.preprocessing.mean == (103.939, 116.779, 123.68)
+    notop = {r.tag: r for r in weights_lib.records_for("resnet50v2")}["imagenet_notop"]
+    assert notop.md5 == "fac2f116257151a9d068a22e544a4917" and notop.url.endswith(
+        "resnet50v2_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    )
+    assert notop.preprocessing.scale == pytest.approx(1 / 127.5) and notop.preprocessing.offset == -1.0
+    monkeypatch.setenv("KZOO_OFFLINE", "1")
+    with pytest.raises(errors.OfflineError) as caught:
+        kzoo.get("vgg16", pretrained=True)
+    assert str(kzoo_home / "weights" / record.file) in str(caught.value) and record.url in str(caught.value)
+
+
+def _legacy_weights_file(model: keras.Model, path) -> bytes:
+    """Writes weights the way keras.applications' official files are laid out (Keras 2 HDF5)."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    with h5py.File(path, "w") as handle:
+        legacy_h5_format.save_weights_to_hdf5_group(handle, model)
+    return path.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def official_resnet50(tmp_path_factory):
+    keras.utils.set_random_seed(5)
+    theirs = keras.applications.ResNet50(weights=None, classifier_activation=None)
+    body = _legacy_weights_file(theirs, tmp_path_factory.mktemp("official") / "resnet50.h5")
+    return theirs, body
+
+
+def test_official_format_served_locally_loads_by_name(
+    official_resnet50, kzoo_home, http_files, temporary_registry, caplog
+):
+    theirs, body = official_resnet50
+    url = http_files.add("resnet50_weights_tf_dim_ordering_tf_kernels.h5", body)
+    record = weights_lib.records_for("resnet50")[0]
+    import dataclasses
+
+    local = dataclasses.replace(record, tag="local_official", url=url, md5=hashlib.md5(body).hexdigest(), default=False)
+    temporary_registry.weights(local)
+    ours = kzoo.get("resnet50", pretrained="local_official")
+    x = np.random.default_rng(1).standard_normal((2, 224, 224, 3)).astype("float32")
+    np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+
+    # New head and grayscale input from the same file: everything else loads, both adaptations are logged.
+    with caplog.at_level(logging.WARNING, logger="kzoo"):
+        adapted = kzoo.get("resnet50", pretrained="local_official", num_classes=5, input_shape=(160, 160, 1))
+    messages = " ".join(r.getMessage() for r in caplog.records)
+    assert "loaded all weights but the head (predictions)" in messages
+    assert "adapted conv1_conv from 3 to 1 input channels" in messages
+    assert adapted.output_shape == (None, 5)
+    np.testing.assert_allclose(
+        adapted.get_layer("conv1_conv").get_weights()[0],
+        theirs.get_layer("conv1_conv").get_weights()[0].sum(axis=2, keepdims=True),
+        rtol=1e-6,
+    )
+    np.testing.assert_array_equal(
+        adapted.get_layer("conv5_block3_3_conv").get_weights()[0],
+        theirs.get_layer("conv5_block3_3_conv").get_weights()[0],
+    )
+    assert http_files.requests == ["/resnet50_weights_tf_dim_ordering_tf_kernels.h5"]  # cached after the first
+
+
+def test_legacy_file_for_another_architecture_is_refused(tmp_path):
+    small = kzoo.get("vgg11", input_shape=(32, 32, 3), fc_units=8, width_multiplier=0.0625, num_classes=3)
+    _legacy_weights_file(small, tmp_path / "vgg11.h5")
+    target = kzoo.get("vgg13", input_shape=(32, 32, 3), fc_units=8, width_multiplier=0.0625, num_classes=3)
+    with pytest.raises(errors.WeightsError, match="layers missing from the file"):
+        weights_lib.load_weights_file(target, tmp_path / "vgg11.h5", format="h5-legacy")
+
+
+def test_feature_extractor_returns_every_stage():
+    features = kzoo.feature_extractor(kzoo.get("resnet18", include_top=False, input_shape=(64, 64, 3)))
+    outputs = features.predict(np.zeros((1, 64, 64, 3), "float32"), verbose=0)
+    assert {k: v.shape[1:3] for k, v in outputs.items()} == {
+        "conv1": (32, 32),
+        "conv2": (16, 16),
+        "conv3": (8, 8),
+        "conv4": (4, 4),
+        "conv5": (2, 2),
+    }
+    vgg = kzoo.feature_extractor(kzoo.get("vgg16", include_top=False, input_shape=(64, 64, 3)), stages=["block1"])
+    assert vgg.output["block1"].shape[1:] == (64, 64, 64)  # before pooling
+    with pytest.raises(errors.InvalidArgumentError, match="names from"):
+        kzoo.feature_extractor(kzoo.get("resnet18", include_top=False), stages=["conv9"])
+    with pytest.raises(errors.InvalidArgumentError, match="built by kzoo.get"):
+        kzoo.feature_extractor(keras.applications.MobileNetV3Small(weights=None))
