@@ -27,6 +27,8 @@ def trainable_count(model: keras.Model) -> int:
         ("resnet50", 25_636_712),
         ("resnet101", 44_707_176),
         ("resnet152", 60_419_944),
+        ("alexnet", 60_965_224),  # the paper's two towers (grouped convolutions), 227x227
+        ("alexnet_onetower", 61_100_840),  # torchvision's alexnet
     ],
 )
 def test_parameter_counts_match_keras_applications(name, total):
