@@ -198,3 +198,48 @@ def test_isbi_recipe_runs_in_quick_mode(tmp_path):
     accumulator = event_accumulator.EventAccumulator(str(tmp_path / "tensorboard" / "train"))
     accumulator.Reload()
     assert "samples/reconstructions" in accumulator.Tags()["tensors"]
+
+
+def test_encoder_unets_take_pretrained_encoder_weights_by_tag(tmp_path, kzoo_home, http_files, temporary_registry):
+    import hashlib
+
+    from kzoo import weights as weights_lib
+
+    keras.utils.set_random_seed(11)
+    source = kzoo.get("resnet18", include_top=False, input_shape=(64, 64, 3), width=8)
+    path = tmp_path / "encoder.weights.h5"
+    source.save_weights(path)
+    body = path.read_bytes()
+    temporary_registry.weights(
+        weights_lib.WeightsRecord(
+            model="resnet18",
+            tag="test_encoder",
+            file="resnet18_test_encoder.weights.h5",
+            url=http_files.add("encoder.weights.h5", body),
+            sha256=hashlib.sha256(body).hexdigest(),
+            size=len(body),
+            num_classes=1000,
+            input_shape=(64, 64, 3),
+            include_top=False,
+            builder_kwargs={"width": 8},
+        )
+    )
+    model = kzoo.get(
+        "unet_resnet18",
+        input_shape=(64, 64, 1),
+        encoder_weights="test_encoder",
+        encoder_kwargs={"width": 8},
+        decoder_filters=(8, 8, 8, 8, 8),
+    )
+    assert model.output_shape == (None, 64, 64, 1)
+    np.testing.assert_array_equal(
+        model.get_layer("conv4_block2_2_conv").get_weights()[0],
+        source.get_layer("conv4_block2_2_conv").get_weights()[0],
+    )
+    np.testing.assert_allclose(  # grayscale input: the RGB stem summed over its channels
+        model.get_layer("conv1_conv").get_weights()[0],
+        source.get_layer("conv1_conv").get_weights()[0].sum(axis=2, keepdims=True),
+        rtol=1e-6,
+    )
+    frozen = kzoo.freeze(model, until="conv5")
+    assert "conv5_block2_2_conv" in frozen and not any(name.startswith("dec") for name in frozen)

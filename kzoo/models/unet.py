@@ -300,3 +300,121 @@ register_model(
         ),
     )
 )
+
+
+def unet_encoder(
+    *,
+    encoder: str = "vgg16",
+    encoder_weights: str | None = None,
+    encoder_kwargs: dict | None = None,
+    input_shape: tuple[int, int, int] | None = None,
+    num_classes: int = 1,
+    include_top: bool = True,
+    pooling: str | None = None,
+    classifier_activation: Any = None,
+    name: str | None = None,
+    decoder_filters: tuple[int, ...] = (256, 128, 64, 32, 16),
+    batch_norm: bool = True,
+) -> keras.Model:
+    """U-Net whose contracting path is a zoo classifier (VGG, ResNet), optionally ImageNet-pretrained.
+
+    The encoder's stage outputs (``kzoo.feature_extractor``) are the skip connections; the
+    decoder upsamples from the deepest stage, concatenating each shallower one, back to
+    the input resolution. The encoder's layers keep their names (``block1_conv1``,
+    ``conv2_block1_1_conv``), so ``kzoo.freeze(model, until="block5")`` freezes the encoder.
+
+    Args:
+        encoder: A registered classifier with declared stages (``vgg16``, ``resnet50``, ...).
+        encoder_weights: ``None`` or a weights tag of the encoder (``"imagenet_notop"``);
+            grayscale inputs get the first convolution adapted as in :func:`kzoo.get`.
+        encoder_kwargs: Extra encoder builder arguments (e.g. ``{"width_multiplier": 0.5}``).
+        input_shape: ``(height, width, channels)``, sides divisible by 32; default (256, 256, 3).
+        num_classes: 1 for binary logits, or the number of classes.
+        include_top: Keep the final 1x1 convolution.
+        pooling: Must be ``None``.
+        classifier_activation: ``None`` for logits.
+        name: Model name; default ``unet_<encoder>``.
+        decoder_filters: Filters of the decoder blocks, deepest first.
+        batch_norm: BatchNormalization in the decoder blocks.
+
+    Example:
+        >>> import kzoo
+        >>> model = kzoo.get("unet_resnet50", input_shape=(128, 128, 1))
+        >>> model.output_shape
+        (None, 128, 128, 1)
+    """
+    from kzoo import features, registry
+
+    name = name or f"unet_{encoder}"
+    if pooling is not None:
+        raise InvalidArgumentError(expected_received(f"{name}: pooling", "None", pooling))
+    input_shape = check_vision_args(
+        model=name,
+        input_shape=input_shape,
+        default_input_shape=(256, 256, 3),
+        num_classes=num_classes,
+        include_top=include_top,
+        pooling=None,
+        classifier_activation=classifier_activation,
+        min_size=32,
+    )
+    if input_shape[0] % 32 or input_shape[1] % 32:
+        raise InvalidArgumentError(
+            expected_received(f"{name}: input_shape", "sides divisible by 32", tuple(input_shape), "Pad or crop.")
+        )
+    backbone = registry.get(
+        encoder,
+        pretrained=encoder_weights or False,
+        include_top=False,
+        input_shape=input_shape,
+        **(encoder_kwargs or {}),
+    )
+    skips = features.feature_extractor(backbone).output  # {stage: tensor}, input to output order
+    maps = sorted(skips.values(), key=lambda t: -t.shape[1])  # finest first
+    x = maps[-1]
+    targets = [*reversed(maps[:-1])]
+    if maps[0].shape[1] < input_shape[0]:
+        targets.append(None)  # a last step back to the input resolution, without a skip
+    if len(decoder_filters) < len(targets):
+        raise InvalidArgumentError(
+            expected_received(f"{name}: decoder_filters", f"at least {len(targets)} widths", decoder_filters)
+        )
+    for level, (skip, filters) in enumerate(zip(targets, decoder_filters), start=1):
+        size = skip.shape[1] if skip is not None else input_shape[0]
+        x = keras.layers.UpSampling2D(size // x.shape[1], interpolation="bilinear", name=f"dec{level}_up")(x)
+        if skip is not None:
+            x = keras.layers.Concatenate(name=f"dec{level}_concat")([x, skip])
+        x = _conv_block(x, filters, prefix=f"dec{level}", padding="same", batch_norm=batch_norm)
+    if include_top:
+        x = keras.layers.Conv2D(num_classes, 1, activation=classifier_activation, dtype="float32", name="predictions")(
+            x
+        )
+    return keras.Model(backbone.inputs, x, name=name)
+
+
+for _encoder, _stages in (
+    ("vgg16", ("block1", "block2", "block3", "block4", "block5")),
+    ("resnet18", ("conv1", "conv2", "conv3", "conv4", "conv5")),
+    ("resnet50", ("conv1", "conv2", "conv3", "conv4", "conv5")),
+):
+    _tiny = {"width_multiplier": 0.0625} if _encoder.startswith("vgg") else {"width": 2}
+    register_model(
+        ModelSpec(
+            name=f"unet_{_encoder}",
+            builder=unet_encoder,
+            family="unet",
+            task="image-segmentation",
+            paper=PAPER + f" (encoder: kzoo's {_encoder})",
+            kwargs={"encoder": _encoder},
+            description=f"U-Net with a {_encoder} encoder (optionally ImageNet-pretrained: encoder_weights=...).",
+            test_kwargs={"input_shape": (64, 64, 1), "encoder_kwargs": _tiny, "decoder_filters": (4, 4, 4, 4, 4)},
+            head_layers=("predictions",),
+            stem_layer="block1_conv1" if _encoder.startswith("vgg") else "conv1_conv",
+            # VGG's finest stage is at full resolution (4 decoder steps); ResNet's at half (5).
+            stages=(*_stages, "dec1", "dec2", "dec3", "dec4", *(() if _encoder.startswith("vgg") else ("dec5",))),
+            example=(
+                "import kzoo\n"
+                f"model = kzoo.get('unet_{_encoder}', input_shape=(256, 256, 3), encoder_weights='imagenet_notop')"
+            ),
+        )
+    )
