@@ -163,3 +163,19 @@ def test_feature_extractor_returns_every_stage():
         kzoo.feature_extractor(kzoo.get("resnet18", include_top=False), stages=["conv9"])
     with pytest.raises(errors.InvalidArgumentError, match="built by kzoo.get"):
         kzoo.feature_extractor(keras.applications.MobileNetV3Small(weights=None))
+
+
+def test_saliency_gradcam_occlusion_example_writes_its_figure(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "saliency_gradcam_occlusion.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--count", "3", "--output-dir", str(tmp_path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    figure = tmp_path / "lenet5_saliency_gradcam_occlusion.png"
+    from PIL import Image
+
+    assert Image.open(figure).size == (4 * 112, 3 * 112)  # 3 rows of image | saliency | Grad-CAM | occlusion
