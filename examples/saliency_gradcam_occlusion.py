@@ -62,7 +62,7 @@ else:
         raise SystemExit(
             f"The ImageNet weights of vgg16 are not available here ({error}). Explaining a randomly "
             "initialised network would show nothing; run this on a machine that can download them."
-        )
+        ) from None
     photos = load_sample_images().images
     raw = np.stack([keras.ops.convert_to_numpy(keras.ops.image.resize(p, (224, 224))) for p in photos])
     labels, chosen = None, np.arange(len(raw))
