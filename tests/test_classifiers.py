@@ -179,3 +179,21 @@ def test_saliency_gradcam_occlusion_example_writes_its_figure(tmp_path):
     from PIL import Image
 
     assert Image.open(figure).size == (4 * 112, 3 * 112)  # 3 rows of image | saliency | Grad-CAM | occlusion
+
+
+def test_finetune_resnet_folder_example_quick_run(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "examples" / "finetune_resnet_folder.py"
+    run_dir = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, str(script), "--quick", "--log-dir", str(run_dir)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "best validation accuracy" in result.stdout
+    assert json.loads((run_dir / "kzoo_run.json").read_text())["status"] == "finished"
+    assert (run_dir / "model.keras").is_file()
+    assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
