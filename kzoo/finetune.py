@@ -348,7 +348,9 @@ def finetune(
         patience: Early-stopping patience in epochs; ``None`` for no early stopping.
         jit_compile: ``None`` compiles with XLA whenever every layer supports it.
         mixed_precision: ``"mixed_float16"`` or ``"mixed_bfloat16"``; outputs stay float32.
-        distribution: A ``tf.distribute`` strategy to train under.
+        distribution: A ``tf.distribute`` strategy to train under: MirroredStrategy, or
+            MultiWorkerMirroredStrategy (every worker makes the same call; the chief writes
+            ``log_dir``, worker N keeps its own run in ``log_dir`` + ``.workerN``).
         callbacks: Extra Keras callbacks.
         hparams: Hyper-parameters to record in TensorBoard's HParams tab.
         verbose: Passed to ``fit``.
@@ -392,20 +394,7 @@ def finetune(
         )
     fine_tune_learning_rate = fine_tune_learning_rate or learning_rate / 10
 
-    if distribution is not None and _is_multi_worker(distribution):
-        # Checked with Keras 3.15 / TF 2.21 and two workers on 127.0.0.1: fit() first averages
-        # a distributed batch in eager mode ("Attempt to convert a value (PerReplica...)"), and
-        # with that bypassed, its per-step log reduction fails on scalars ("Invalid reduction
-        # dimension 0"). Refuse clearly instead of failing deep inside Keras.
-        raise InvalidArgumentError(
-            expected_received(
-                "distribution",
-                "a single-machine strategy such as tf.distribute.MirroredStrategy",
-                type(distribution).__name__ + " (multi-worker)",
-                "Keras 3's fit does not support MultiWorkerMirroredStrategy (keras-team/keras#20585). "
-                "Use MirroredStrategy on one machine, or keras.distribution on the JAX backend.",
-            )
-        )
+    multi_worker = distribution is not None and _is_multi_worker(distribution)
 
     # The model that trains: the user's, or a copy for mixed precision / a distribution strategy.
     keep_float32 = set(_head_layers(model)) | {t._keras_history[0].name for t in model.outputs}
@@ -421,6 +410,8 @@ def finetune(
             trainee.set_weights(model.get_weights())
         else:
             trainee = model
+    if multi_worker or _is_collective(distribution):  # one worker too, so it sees the same batches as many
+        _patch_for_multi_worker(trainee, distribution, train)
     if trainee is not model:
         registry._ORIGINS[trainee] = registry.origin(model) or registry.Origin(spec=None, weights=None, kwargs={})
     use_jit = resolve_jit_compile(trainee, jit_compile)
@@ -444,6 +435,12 @@ def finetune(
         "head_epochs": head_epochs if strategy == "two-phase" else None,
     }
     temporary_dir = None
+    chief = not multi_worker or bool(distribution.extended.should_checkpoint)
+    if log_dir is not None and not chief:
+        # Every worker keeps its own resumable run directory (workers may share a file
+        # system); the chief's is the run, the others sit beside it without TensorBoard logs.
+        resolver = distribution.cluster_resolver
+        log_dir = Path(log_dir).expanduser().with_name(f"{Path(log_dir).name}.{resolver.task_type}{resolver.task_id}")
     if log_dir is not None:
         run_dir = Path(log_dir).expanduser()
         state = _open_run(run_dir, fingerprint)
@@ -457,7 +454,11 @@ def finetune(
         checkpoint.best, checkpoint.best_epoch = state["best_value"], state["best_epoch"]
     nan_guard = kzoo_callbacks.NaNGuard()
     common_callbacks = [nan_guard, checkpoint]
-    if log_dir is not None:
+    if multi_worker and (samples is not None or confusion_data is not None):
+        # Predicting on the chief alone would wait forever for the other workers' collectives.
+        logger.warning("kzoo: no sample predictions or confusion matrix in TensorBoard under a multi-worker strategy.")
+        samples = confusion_data = None
+    if log_dir is not None and chief:
         common_callbacks.append(
             kzoo_callbacks.TensorBoard(
                 str(run_dir / "tensorboard"),
@@ -550,6 +551,48 @@ def finetune(
         stopped_on_nan=nan_guard.triggered_at is not None,
         log_dir=run_dir if log_dir is not None else None,
     )
+
+
+def _patch_for_multi_worker(trainee: keras.Model, distribution: Any, train: Any) -> None:
+    """Lets Keras 3's ``fit`` train under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585).
+
+    Checked with Keras 3.15 / TF 2.21 and two workers on 127.0.0.1, ``fit`` fails twice:
+    it builds the model from a batch it first averages across workers in eager mode
+    ("Attempt to convert a value (PerReplica...)"), and it reduces each step's logs with
+    ``strategy.reduce("MEAN", value, axis=0)``, which fails on scalar logs ("Invalid reduction
+    dimension 0"). So this model builds from the element spec of ``train``, and its
+    train/test steps return each log as a 1-element vector, which that reduction averages over
+    the replicas into the scalar Keras expects. Two workers then give the same losses and
+    weights as one process training on the same global batches (tests/test_finetune.py).
+    A one-worker strategy is patched too: Keras' own build draws a batch from ``train``, which
+    moves its shuffling on by one epoch, so unpatched it would see other batches.
+    """
+    import tensorflow as tf
+
+    spec = getattr(train, "element_spec", None)
+    if spec is None:
+        raise InvalidArgumentError(
+            expected_received("train", "a tf.data.Dataset or kzoo.data.Datasets under a multi-worker strategy", train)
+        )
+
+    def build(iterator: Any = None, data_batch: Any = None) -> None:
+        with distribution.scope():  # builds from shapes only, so the dataset's spec will do
+            trainee._symbolic_build(data_batch=spec)
+
+    def as_vectors(step: Any) -> Any:
+        return lambda data: {key: tf.reshape(value, [1]) for key, value in step(data).items()}
+
+    trainee._maybe_symbolic_build = build
+    if _is_multi_worker(distribution):  # one worker reduces nothing: its logs stay scalars
+        trainee.train_step = as_vectors(trainee.train_step)
+        trainee.test_step = as_vectors(trainee.test_step)
+
+
+def _is_collective(distribution: Any) -> bool:
+    """A MultiWorkerMirroredStrategy, whatever its number of workers."""
+    import tensorflow as tf
+
+    return isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy)
 
 
 def _is_multi_worker(distribution: Any) -> bool:

@@ -1,7 +1,8 @@
 """kzoo.finetune under a tf.distribute strategy; prints one JSON line with what happened.
 
-Usage: finetune_distributed.py mirrored   (2 logical CPU devices in this process)
-       finetune_distributed.py multiworker (TF_CONFIG set by the caller; one process per worker)
+Usage: finetune_distributed.py mirrored [LOG_DIR]     (2 logical CPU devices in this process)
+       finetune_distributed.py multiworker [LOG_DIR]  (TF_CONFIG set by the caller; one process per worker)
+       finetune_distributed.py single [LOG_DIR]       (MultiWorkerMirroredStrategy with one local worker)
 """
 
 import json
@@ -10,6 +11,7 @@ import sys
 import tensorflow as tf
 
 mode = sys.argv[1]
+log_dir = sys.argv[2] if len(sys.argv) > 2 else None
 if mode == "mirrored":
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -24,16 +26,18 @@ import kzoo  # noqa: E402
 
 keras.utils.set_random_seed(0)
 images, labels = kzoo.data.load_uci_digits()
-chosen = np.random.default_rng(0).choice(len(labels), 256, replace=False)
+chosen = np.random.default_rng(0).choice(len(labels), 320, replace=False)  # 256 training, 64 validation: whole batches
 model = kzoo.get("lenet5", pretrained=True)
 before = [w.copy() for w in model.get_weights()]
 data = kzoo.data.arrays(images[chosen], labels[chosen], model=model, batch_size=32)
-result = kzoo.finetune(model, data, epochs=2, strategy="full", distribution=strategy, verbose=0)
+result = kzoo.finetune(model, data, epochs=2, strategy="full", distribution=strategy, log_dir=log_dir, verbose=0)
 print(
     json.dumps(
         {
             "replicas": strategy.num_replicas_in_sync,
             "loss": result.history["loss"],
+            "val_loss": result.history.get("val_loss"),
+            "log_dir": str(result.log_dir),
             "changed": any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights())),
             "checksum": float(sum(np.abs(w).sum() for w in model.get_weights())),
             "finite": all(bool(np.isfinite(w).all()) for w in model.get_weights()),
