@@ -9,7 +9,7 @@ Example:
 
 import importlib
 
-from kzoo import data, errors, models, segmentation  # noqa: F401  (importing models registers every family)
+from kzoo import data, errors, models, segmentation, text  # noqa: F401  (importing models registers every family)
 from kzoo.features import feature_extractor
 from kzoo.finetune import FinetuneResult, finetune, freeze, unfreeze
 from kzoo.registry import ModelCard, ModelSpec, get, info, list_models, register_model
@@ -44,5 +44,6 @@ __all__ = [
     "list_models",
     "register_model",
     "segmentation",
+    "text",
     "unfreeze",
 ]

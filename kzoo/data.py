@@ -125,6 +125,69 @@ def load_isbi2012(split: str = "train") -> tuple[np.ndarray, np.ndarray | None]:
     return images, masks
 
 
+def _check_split_name(what: str, split: str, choices: tuple[str, ...]) -> None:
+    if split not in choices:
+        raise InvalidArgumentError(expected_received(f"{what} split", f"one of {choices}", split))
+
+
+def load_sst2(split: str = "train") -> tuple[list[str], np.ndarray]:
+    """GLUE SST-2 sentences and binary sentiment labels (1 = positive) from the shared data.
+
+    ``split`` is ``"train"`` (67,349) or ``"dev"`` (872; the test split has no labels).
+    The sentences come lower-cased and tokenized, as GLUE distributes them.
+    """
+    import csv
+
+    _check_split_name("SST-2", split, ("train", "dev"))
+    path = _require("sst2") / f"{split}.tsv"
+    with open(path, encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))
+    header, rows = rows[0], rows[1:]
+    sentence, label = header.index("sentence"), header.index("label")
+    return [row[sentence].strip() for row in rows], np.asarray([int(row[label]) for row in rows], "int32")
+
+
+def load_conll2003(split: str = "train") -> tuple[list[list[str]], list[list[str]]]:
+    """CoNLL-2003 English NER sentences and their IOB1 tags from the shared data.
+
+    ``split``: ``"train"`` (14,041 sentences), ``"testa"`` (dev, 3,250) or ``"testb"``
+    (test, 3,453). ``-DOCSTART-`` lines are dropped. The Reuters text is for research use
+    only: it stays in the shared data and never enters kzoo's files.
+    """
+    _check_split_name("CoNLL-2003", split, ("train", "testa", "testb"))
+    sentences, tags, words, labels = [], [], [], []
+    with open(_require("conll2003") / f"eng.{split}", encoding="utf-8") as handle:
+        for line in [*handle, ""]:
+            parts = line.split()
+            if parts and parts[0] != "-DOCSTART-":
+                words.append(parts[0])
+                labels.append(parts[-1])
+            elif not parts and words:
+                sentences.append(words)
+                tags.append(labels)
+                words, labels = [], []
+    return sentences, tags
+
+
+def load_text_corpus(name: str) -> str:
+    """A raw text corpus from the shared data.
+
+    ``name``: ``"tinyshakespeare"``, ``"wikitext2-valid"`` or ``"wikitext2-test"``.
+    """
+    files = {
+        "tinyshakespeare": ("tinyshakespeare", "input.txt"),
+        "wikitext2-valid": ("wikitext2", "valid.txt"),
+        "wikitext2-test": ("wikitext2", "test.txt"),
+    }
+    _check_split_name("text corpus", name, tuple(files))
+    folder, file = files[name]
+    path = _require(folder) / file
+    if not path.is_file():
+        candidates = sorted(p.name for p in path.parent.glob("*.txt"))
+        raise DataNotFoundError(f"expected {path}, received a folder holding {candidates}.")
+    return path.read_text(encoding="utf-8")
+
+
 def load_uci_digits(size: int = 28) -> tuple[np.ndarray, np.ndarray]:
     """The UCI handwritten digits that scikit-learn ships (1,797 images), framed like MNIST.
 

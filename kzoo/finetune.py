@@ -175,14 +175,20 @@ def resolve_jit_compile(model: keras.Model, jit_compile: bool | None = None) -> 
     if jit_compile is False:
         return False
     if blockers:
-        names = ", ".join(f"{layer.name} ({type(layer).__name__})" for layer in blockers[:3])
-        logger.warning(
-            "kzoo: XLA is off for %s: %s cannot be compiled by XLA (string lookups and other host-side ops).",
-            model.name,
-            names,
+        names = ", ".join(
+            f"{layer.name} ({type(layer).__name__}: {_jit_blocker_reason(layer)})" for layer in blockers[:3]
         )
+        logger.warning("kzoo: XLA is off for %s: %s.", model.name, names)
         return False
     return True
+
+
+def _jit_blocker_reason(layer: keras.layers.Layer) -> str:
+    if isinstance(layer, (keras.layers.LSTM, keras.layers.GRU)):
+        # Keras marks recurrent layers that will run cuDNN's fused kernel (TensorFlow on a GPU,
+        # default activations, no recurrent dropout) as not XLA-compilable.
+        return "its cuDNN kernel cannot be compiled by XLA; use_cudnn=False gives a loop XLA compiles"
+    return "host-side ops such as string lookups cannot be compiled by XLA"
 
 
 def _with_dtype_policy(model: keras.Model, policy: str, keep_float32: set[str]) -> keras.Model:

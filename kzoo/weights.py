@@ -127,6 +127,10 @@ class WeightsRecord:
         recipe: The script that produced them (``examples/...``) or the publisher's recipe.
         default: Whether this is the tag ``pretrained=True`` selects.
         builder_kwargs: Extra builder arguments the weights need (family arguments).
+        text: Text preprocessing the weights were trained with (see :mod:`kzoo.text`):
+            ``vocabulary`` (a file in ``zoo_weights/``) with ``vocabulary_sha256``,
+            ``standardize``, ``split`` and ``max_length``; or ``hashing`` with
+            ``num_bins`` and ``max_word_length`` for hashed words (no vocabulary).
         notes: Free text.
     """
 
@@ -151,6 +155,7 @@ class WeightsRecord:
     recipe: str = ""
     default: bool = False
     builder_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    text: dict[str, Any] = dataclasses.field(default_factory=dict)
     notes: str = ""
 
     @property
@@ -252,6 +257,14 @@ def read_manifest(path: Path | None = None) -> dict[str, WeightsRecord]:
         record = WeightsRecord.from_json(entry)
         records[record.key] = record
     return records
+
+
+def publish_file(source: str | os.PathLike) -> Path:
+    """Copies a file a recipe wrote into ``zoo_weights/`` (temp file + atomic rename); returns the copy."""
+    source = Path(source)
+    target = shipped_dir() / source.name
+    _atomic_write_bytes(target, source.read_bytes())
+    return target
 
 
 def write_manifest_entry(record: WeightsRecord, path: Path | None = None) -> Path:

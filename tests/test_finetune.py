@@ -132,8 +132,18 @@ def test_xla_is_refused_with_a_reason_for_string_lookups(caplog):
     model = keras.Model(inputs, outputs)
     with caplog.at_level(logging.WARNING, logger="kzoo"):
         assert finetune_lib.resolve_jit_compile(model) is False
-    assert any("vectorize (TextVectorization)" in r.getMessage() for r in caplog.records)
+    assert any("vectorize (TextVectorization: host-side ops" in r.getMessage() for r in caplog.records)
     assert finetune_lib.resolve_jit_compile(kzoo.get("lenet5")) is True
+
+
+def test_xla_refusal_names_the_cudnn_kernel_for_recurrent_layers(caplog):
+    model = kzoo.get("bilstm_classifier", vocab_size=30, embedding_dim=4, units=4)
+    assert finetune_lib.resolve_jit_compile(model) is True  # on CPU the LSTM is an XLA-compilable loop
+    lstm = model.get_layer("rnn1").forward_layer
+    lstm.supports_jit = False  # what Keras sets when the layer will run cuDNN (TensorFlow on a GPU)
+    with caplog.at_level(logging.WARNING, logger="kzoo"):
+        assert finetune_lib.resolve_jit_compile(model) is False
+    assert any("cuDNN kernel" in r.getMessage() and "use_cudnn=False" in r.getMessage() for r in caplog.records)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])

@@ -68,7 +68,9 @@ def test_builds_and_runs_forward(name):
     outputs = _outputs(model(inputs, training=False))
     for output, declared in zip(outputs, model.outputs):
         assert tuple(output.shape)[0] == 2
-        assert tuple(output.shape)[1:] == tuple(declared.shape)[1:]
+        assert len(output.shape) == len(declared.shape)
+        # A declared None (e.g. a sequence length) takes the length of the input.
+        assert all(d is None or d == o for d, o in zip(tuple(declared.shape)[1:], tuple(output.shape)[1:]))
         assert np.all(np.isfinite(keras.ops.convert_to_numpy(output)))
 
 
@@ -116,7 +118,7 @@ def test_get_config_round_trip(name):
 def test_compiles_with_xla(name):
     spec, model = _build(name)
     inputs = spec.sample_inputs(model, batch_size=4)
-    targets = [np.zeros((4, *tuple(o.shape)[1:]), "float32") for o in model.outputs]
+    targets = [np.zeros(tuple(o.shape), "float32") for o in _outputs(model(inputs))]
     # Adam keeps steps small: plain SGD can blow up a 150-layer network two units wide.
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", jit_compile=True)
     assert model.jit_compile is True
@@ -151,4 +153,4 @@ def test_declared_layers_exist(name):
     if spec.stem_layer is not None:
         assert spec.stem_layer in names
     for stage in spec.stages:
-        assert any(n.startswith(f"{stage}_") for n in names), f"stage {stage!r} has no layers"
+        assert any(n == stage or n.startswith(f"{stage}_") for n in names), f"stage {stage!r} has no layers"

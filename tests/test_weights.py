@@ -51,12 +51,19 @@ def test_weights_record_schema(record):
     # kzoo's own weights always carry a measured figure; a publisher's may be "not measured" here.
     assert record.metrics or (not record.shipped and "not measured" in record.eval_split)
     assert record.eval_split, "metrics must say which held-out data they were measured on"
-    assert isinstance(record.num_classes, int) and record.num_classes > 0
+    task = registry.spec(record.model).task
+    if task.endswith("classification"):
+        assert isinstance(record.num_classes, int) and record.num_classes > 0
     if record.class_names is not None:
         assert len(record.class_names) == record.num_classes
-    assert record.input_shape and all(isinstance(d, int) and d > 0 for d in record.input_shape)
-    assert isinstance(record.preprocessing, weights_lib.Preprocessing)
-    assert record.preprocessing.channel_order in ("rgb", "bgr", "grayscale")
+    if task.startswith("image"):
+        assert record.input_shape and all(isinstance(d, int) and d > 0 for d in record.input_shape)
+        assert isinstance(record.preprocessing, weights_lib.Preprocessing)
+        assert record.preprocessing.channel_order in ("rgb", "bgr", "grayscale")
+    if "vocabulary" in record.text:  # a text model's vocabulary ships beside it, pinned by its own hash
+        vocabulary = weights_lib.shipped_dir() / record.text["vocabulary"]
+        assert weights_lib.file_hashes(vocabulary)["sha256"] == record.text["vocabulary_sha256"]
+        assert record.text["standardize"] and record.text["split"]
     defaults = [r for r in RECORDS if r.model == record.model and r.default]
     assert len(defaults) == 1, f"{record.model} needs exactly one default tag"
     if record.shipped:
@@ -73,8 +80,10 @@ def test_weights_record_schema(record):
 
 
 def _fixed_input(model: keras.Model) -> np.ndarray:
-    raw = np.random.default_rng(1998).integers(0, 256, size=(4, *model.inputs[0].shape[1:]))
     origin = registry.origin(model)
+    if origin.spec.make_inputs is not None:  # token ids and other non-image inputs
+        return origin.spec.sample_inputs(model, batch_size=4, seed=1998)
+    raw = np.random.default_rng(1998).integers(0, 256, size=(4, *model.inputs[0].shape[1:]))
     return np.asarray(origin.weights.preprocessing(raw.astype("float32")), "float32")
 
 

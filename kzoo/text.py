@@ -1,0 +1,547 @@
+"""Text pipelines for the sequence models: tokenize, bucket, tag, score and embed.
+
+- :func:`vectorizer`: a vocabulary learned from texts with ``keras.layers.TextVectorization``
+  (a maintained tokenizer; kzoo adds no tokenizer of its own).
+- :func:`text_datasets` and :func:`tagging_datasets`: ``tf.data`` pipelines that pad each
+  batch to one of a few fixed lengths (``bucket_by_sequence_length`` with
+  ``pad_to_bucket_boundary``), so an XLA-compiled model compiles once per length bucket
+  instead of once per sentence length.
+- :func:`end_to_end`: the classifier with its vectorizer in front, so a raw string goes in
+  at inference and the vocabulary is saved inside the ``.keras`` file.
+- :class:`TokenFeatures`: hashed word ids (``keras.layers.Hashing``) and byte-level
+  character ids for taggers; nothing derived from the training text (no vocabulary) is
+  needed to use the weights, which is how kzoo's CoNLL-2003 tagger ships.
+- :func:`conll_f1`: entity-level precision/recall/F1 counted the way the CoNLL ``conlleval``
+  script counts them (a chunk is right only if its type, start and end all are).
+- :func:`nearest` and :func:`analogy`: queries on word embeddings (word2vec).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kzoo.errors import InvalidArgumentError, WeightsError, expected_received
+
+DEFAULT_LENGTHS = (16, 32, 64, 128)
+CONLL_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
+
+
+# --------------------------------------------------------------------------------------
+# Vocabulary and bucketing
+# --------------------------------------------------------------------------------------
+
+
+def vectorizer(
+    texts: Iterable[str] | None = None,
+    *,
+    vocabulary: Sequence[str] | str | Path | None = None,
+    max_tokens: int | None = 20000,
+    standardize: str | None = "lower_and_strip_punctuation",
+    split: str | None = "whitespace",
+    output_sequence_length: int | None = None,
+) -> Any:
+    """A ``keras.layers.TextVectorization`` turning strings into token ids.
+
+    Args:
+        texts: Texts to learn the vocabulary from (the most frequent ``max_tokens``).
+        vocabulary: A known vocabulary instead (a list, or a file with one token a line,
+            padding and ``[UNK]`` excluded, as ``get_vocabulary()[2:]`` gives).
+        max_tokens: Vocabulary size including padding (0) and ``[UNK]`` (1).
+        standardize: As in TextVectorization (``None`` keeps the text as is).
+        split: As in TextVectorization.
+        output_sequence_length: Pad or cut every output to this length; ``None`` gives
+            ragged ids of each text's own length (what the bucketing pipelines want).
+
+    Returns:
+        The adapted layer; ``layer.vocabulary_size()`` is the ``vocab_size`` for the models.
+    """
+    import keras
+
+    if (texts is None) == (vocabulary is None):
+        raise InvalidArgumentError(
+            expected_received("texts / vocabulary", "exactly one of them", "both" if texts is not None else "neither")
+        )
+    layer = keras.layers.TextVectorization(
+        max_tokens=max_tokens if vocabulary is None else None,
+        standardize=standardize,
+        split=split,
+        output_mode="int",
+        output_sequence_length=output_sequence_length,
+        ragged=output_sequence_length is None,
+    )
+    if vocabulary is not None:
+        if isinstance(vocabulary, (str, Path)):
+            vocabulary = Path(vocabulary).read_text(encoding="utf-8").splitlines()
+        layer.set_vocabulary(list(vocabulary))
+        return layer
+    texts = list(texts)
+    if not texts:
+        raise InvalidArgumentError(expected_received("texts", "at least one text", "none"))
+    layer.adapt(np.asarray(texts, dtype=object), batch_size=1024)
+    return layer
+
+
+def _check_lengths(lengths: Any) -> tuple[int, ...]:
+    lengths = tuple(lengths)
+    if not lengths or any(not isinstance(n, int) or n < 1 for n in lengths) or list(lengths) != sorted(set(lengths)):
+        raise InvalidArgumentError(
+            expected_received("lengths", "increasing positive ints, e.g. (16, 32, 64, 128)", lengths)
+        )
+    return lengths
+
+
+def bucket(
+    dataset: Any, *, batch_size: int, lengths: Sequence[int] = DEFAULT_LENGTHS, drop_remainder: bool = False
+) -> Any:
+    """Batches variable-length ``(features, target)`` examples padded to fixed lengths.
+
+    Every sequence (the features, and the target when it is a sequence of the same
+    length) is cut to ``max(lengths)`` and padded with 0 to the smallest length in
+    ``lengths`` that holds it, so batches take only ``len(lengths)`` sequence shapes.
+    ``drop_remainder`` drops each bucket's last, smaller batch of an epoch, which halves
+    the shapes an XLA step compiles for (training); keep it off for evaluation.
+    """
+    import tensorflow as tf
+
+    lengths = _check_lengths(lengths)
+    longest = lengths[-1]
+
+    def first(features: Any) -> Any:
+        return tf.nest.flatten(features)[0]
+
+    def cut(features: Any, target: Any) -> Any:
+        features = tf.nest.map_structure(lambda t: t[:longest], features)
+        if target.shape.rank:  # a tag per token
+            target = target[:longest]
+        return features, target
+
+    return dataset.map(cut, num_parallel_calls=tf.data.AUTOTUNE).bucket_by_sequence_length(
+        element_length_func=lambda features, target: tf.shape(first(features))[0],
+        bucket_boundaries=[n + 1 for n in lengths],
+        bucket_batch_sizes=[batch_size] * (len(lengths) + 1),
+        pad_to_bucket_boundary=True,
+        drop_remainder=drop_remainder,
+    )
+
+
+def text_datasets(
+    texts: Sequence[str],
+    labels: Sequence[int],
+    *,
+    vectorizer: Any,
+    batch_size: int = 32,
+    lengths: Sequence[int] = DEFAULT_LENGTHS,
+    shuffle: bool = True,
+    seed: int = 0,
+) -> Any:
+    """``(token ids, label)`` batches for a text classifier, padded to length buckets.
+
+    Args:
+        texts: Raw strings.
+        labels: One integer class per text.
+        vectorizer: From :func:`vectorizer` (ragged output).
+        batch_size: Batch size.
+        lengths: Padded lengths; texts longer than the last are cut.
+        shuffle: Reshuffle every epoch and drop each length bucket's last partial batch
+            (training); ``False`` keeps every example in order of arrival (evaluation).
+        seed: Shuffle seed.
+    """
+    import tensorflow as tf
+
+    texts, labels = list(texts), np.asarray(labels)
+    if len(texts) != len(labels) or labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise InvalidArgumentError(
+            expected_received("labels", f"{len(texts)} integer labels, one per text", f"{labels.dtype} {labels.shape}")
+        )
+    dataset = tf.data.Dataset.from_tensor_slices((tf.constant(texts, tf.string), labels.astype("int32")))
+    if shuffle:
+        dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
+    # Vectorize many texts per call (much faster than one at a time), then bucket.
+    dataset = dataset.batch(1024).map(lambda x, y: (tf.cast(vectorizer(x), tf.int32), y)).unbatch()
+    return bucket(dataset, batch_size=batch_size, lengths=lengths, drop_remainder=shuffle).prefetch(tf.data.AUTOTUNE)
+
+
+def end_to_end(model: Any, vectorizer: Any, *, max_length: int = DEFAULT_LENGTHS[-1], name: str | None = None) -> Any:
+    """``model`` with ``vectorizer`` in front: raw strings in, the model's outputs out.
+
+    The vocabulary travels inside the model (``model.save("m.keras")`` keeps it). Texts
+    are cut to ``max_length`` tokens; the classifiers mask padding, so the logits are
+    those of the bucketed training pipeline.
+    """
+    import keras
+
+    config = vectorizer.get_config()
+    fixed = keras.layers.TextVectorization(
+        standardize=config["standardize"],
+        split=config["split"],
+        output_mode="int",
+        output_sequence_length=max_length,
+        vocabulary=vectorizer.get_vocabulary()[2:],
+        name="vectorizer",
+    )
+    text = keras.Input(shape=(1,), dtype="string", name="text")
+    outputs = model(keras.ops.cast(fixed(text), "int32"))
+    return keras.Model(text, outputs, name=name or f"{model.name}_text")
+
+
+def vectorizer_for(model: Any) -> Any:
+    """The vectorizer the pretrained weights of ``model`` (from :func:`kzoo.get`) were trained with."""
+    from kzoo import registry, weights
+
+    origin = registry.origin(model)
+    record = origin.weights if origin is not None else None
+    if record is None or "vocabulary" not in record.text:
+        raise InvalidArgumentError(
+            expected_received(
+                "model",
+                "a model from kzoo.get(name, pretrained=TAG) whose weights carry a vocabulary",
+                getattr(model, "name", model),
+                "Build your own with kzoo.text.vectorizer(texts).",
+            )
+        )
+    path = weights.shipped_dir() / record.text["vocabulary"]
+    if not path.is_file() or weights.file_hashes(path)["sha256"] != record.text["vocabulary_sha256"]:
+        raise WeightsError(f"vocabulary {path} of weights {record.key} is missing or fails its sha256.")
+    return vectorizer(vocabulary=path, standardize=record.text["standardize"], split=record.text["split"])
+
+
+# --------------------------------------------------------------------------------------
+# Token features and tagging
+# --------------------------------------------------------------------------------------
+
+
+class TokenFeatures:
+    """Word and character ids for the tokens of one sentence, with no vocabulary.
+
+    Words are lower-cased and hashed into ``num_bins`` ids by ``keras.layers.Hashing``
+    (FarmHash, the same on every machine; 0 is padding); characters are the bytes of the
+    word's UTF-8 code points clipped to 255, plus one (0 is padding), ``max_word_length``
+    per word. Use it inside ``tf.data`` (it is made of TensorFlow string ops).
+    """
+
+    def __init__(self, num_bins: int = 16384, max_word_length: int = 16) -> None:
+        import keras
+
+        if not isinstance(num_bins, int) or num_bins < 2:
+            raise InvalidArgumentError(expected_received("num_bins", "an int >= 2", num_bins))
+        self.num_bins, self.max_word_length = num_bins, max_word_length
+        self.hashing = keras.layers.Hashing(num_bins=num_bins, mask_value="")
+
+    def __call__(self, tokens: Any) -> dict[str, Any]:
+        import tensorflow as tf
+
+        tokens = tf.convert_to_tensor(tokens, tf.string)
+        words = tf.cast(self.hashing(tf.strings.lower(tokens)), tf.int32)
+        codes = tf.strings.unicode_decode(tokens, "UTF-8", errors="replace", replacement_char=255)
+        chars = tf.minimum(codes, 255) + 1
+        chars = chars.to_tensor(0, shape=tf.concat([tf.shape(tokens), [self.max_word_length]], 0))
+        return {"words": words, "chars": tf.cast(chars, tf.int32)}
+
+
+def tagging_datasets(
+    sentences: Sequence[Sequence[str]],
+    tags: Sequence[Sequence[int]],
+    *,
+    features: TokenFeatures,
+    batch_size: int = 32,
+    lengths: Sequence[int] = DEFAULT_LENGTHS,
+    shuffle: bool = True,
+    seed: int = 0,
+) -> Any:
+    """``({"words", "chars"}, tag ids)`` batches for a tagger, padded to length buckets.
+
+    Arguments as for :func:`text_datasets`; ``tags`` holds one tag id per token.
+    """
+    import tensorflow as tf
+
+    if len(sentences) != len(tags) or any(len(s) != len(t) for s, t in zip(sentences, tags)):
+        raise InvalidArgumentError(
+            expected_received("tags", "one tag id per token of every sentence", "sequences of other lengths")
+        )
+    if any(len(s) == 0 for s in sentences):
+        raise InvalidArgumentError(expected_received("sentences", "no empty sentence", "an empty one"))
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tf.ragged.constant([list(s) for s in sentences]), tf.ragged.constant([list(t) for t in tags], tf.int32))
+    )
+    if shuffle:
+        dataset = dataset.shuffle(len(sentences), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.map(lambda s, t: (features(s), t), num_parallel_calls=tf.data.AUTOTUNE)
+    return bucket(dataset, batch_size=batch_size, lengths=lengths, drop_remainder=shuffle).prefetch(tf.data.AUTOTUNE)
+
+
+def tag(model: Any, tokens: Sequence[str], *, features: TokenFeatures | None = None) -> list[tuple[str, str]]:
+    """Tags one tokenized sentence with a tagger; returns ``(token, tag)`` pairs."""
+    from kzoo import registry
+
+    origin = registry.origin(model)
+    record = origin.weights if origin is not None else None
+    if features is None:
+        settings = record.text if record is not None and "num_bins" in record.text else {}
+        features = TokenFeatures(settings.get("num_bins", 16384), settings.get("max_word_length", 16))
+    names = record.class_names if record is not None and record.class_names else CONLL_TAGS
+    inputs = {name: value[None] for name, value in features(list(tokens)).items()}
+    inputs = [inputs[tensor.name.split(":")[0]] for tensor in model.inputs]
+    logits = model.predict_on_batch(inputs if len(inputs) > 1 else inputs[0])[0]
+    return [(token, names[int(i)]) for token, i in zip(tokens, np.argmax(logits, axis=-1))]
+
+
+def evaluate_tagger(model: Any, dataset: Any, tag_names: Sequence[str] = CONLL_TAGS) -> dict[str, float]:
+    """Entity-level scores (:func:`conll_f1`) of a tagger on a dataset from :func:`tagging_datasets`.
+
+    Padding (word id 0) is skipped; the gold tags are the dataset's own, so the order in
+    which the length buckets deliver the sentences does not matter.
+    """
+    truth, guesses = [], []
+    for features, tags in dataset:
+        inputs = [features[tensor.name.split(":")[0]] for tensor in model.inputs]
+        logits = np.asarray(model.predict_on_batch(inputs if len(inputs) > 1 else inputs[0]))
+        words, tags, predicted = np.asarray(features["words"]), np.asarray(tags), logits.argmax(-1)
+        for row in range(len(words)):
+            length = int(np.count_nonzero(words[row]))
+            truth.append([tag_names[i] for i in tags[row, :length]])
+            guesses.append([tag_names[i] for i in predicted[row, :length]])
+    return conll_f1(truth, guesses)
+
+
+def chunks(tags: Sequence[str]) -> set[tuple[str, int, int]]:
+    """Entity chunks ``(type, start, end)`` of an IOB1 or IOB2 tag sequence, as conlleval reads them.
+
+    A chunk starts at ``B-X``, or at ``I-X`` after ``O`` or a tag of another type; it ends
+    before ``O``, before a tag of another type, or before a ``B-``.
+    """
+    found, kind, start = set(), None, 0
+    for index, tag_name in enumerate([*tags, "O"]):
+        prefix, _, tag_type = tag_name.partition("-")
+        if prefix not in ("B", "I", "O"):
+            raise InvalidArgumentError(expected_received("tags", "IOB tags such as 'B-PER', 'I-PER', 'O'", tag_name))
+        begins = prefix == "B" or (prefix == "I" and tag_type != kind)
+        if kind is not None and (prefix == "O" or begins):
+            found.add((kind, start, index))
+            kind = None
+        if begins:
+            kind, start = tag_type, index
+    return found
+
+
+def conll_f1(true_tags: Sequence[Sequence[str]], predicted_tags: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Entity-level precision, recall and F1 (percent) over sentences, as conlleval counts them."""
+    if len(true_tags) != len(predicted_tags) or any(len(a) != len(b) for a, b in zip(true_tags, predicted_tags)):
+        raise InvalidArgumentError(
+            expected_received("predicted_tags", "a tag for every token of every sentence", "other lengths")
+        )
+    correct = guessed = gold = 0
+    for truth, guess in zip(true_tags, predicted_tags):
+        true_chunks, guessed_chunks = chunks(truth), chunks(guess)
+        correct += len(true_chunks & guessed_chunks)
+        guessed += len(guessed_chunks)
+        gold += len(true_chunks)
+    precision = 100.0 * correct / guessed if guessed else 0.0
+    recall = 100.0 * correct / gold if gold else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "chunks": gold, "found": guessed, "correct": correct}
+
+
+# --------------------------------------------------------------------------------------
+# Embedding queries
+# --------------------------------------------------------------------------------------
+
+
+def _normalized(vectors: Any) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype="float32")
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def _index(vocabulary: Sequence[str], word: str) -> int:
+    try:
+        return list(vocabulary).index(word)
+    except ValueError:
+        raise InvalidArgumentError(
+            expected_received("word", "a word of the vocabulary", word, "Check spelling and lower case.")
+        ) from None
+
+
+def nearest(
+    vectors: Any, vocabulary: Sequence[str], word: str, k: int = 5, *, exclude: Iterable[str] = ()
+) -> list[tuple[str, float]]:
+    """The ``k`` words whose vectors have the highest cosine similarity to ``word``'s.
+
+    ``vocabulary`` is indexed like ``vectors``; entries 0 and 1 (padding and ``[UNK]`` of a
+    TextVectorization vocabulary) are never returned.
+    """
+    return _closest(vectors, vocabulary, np.asarray(vectors, "float32")[_index(vocabulary, word)], k, {word, *exclude})
+
+
+def analogy(vectors: Any, vocabulary: Sequence[str], a: str, b: str, c: str, k: int = 5) -> list[tuple[str, float]]:
+    """Words closest to ``a - b + c`` (``king - man + woman``), the three query words excluded (3CosAdd)."""
+    unit = _normalized(vectors)
+    query = unit[_index(vocabulary, a)] - unit[_index(vocabulary, b)] + unit[_index(vocabulary, c)]
+    return _closest(vectors, vocabulary, query, k, {a, b, c})
+
+
+def _closest(vectors: Any, vocabulary: Sequence[str], query: np.ndarray, k: int, exclude: set) -> list:
+    unit = _normalized(vectors)
+    scores = unit @ (query / max(float(np.linalg.norm(query)), 1e-12))
+    order = np.argsort(-scores)
+    words = list(vocabulary)
+    result = []
+    for i in order:
+        if words[i] in exclude or i < 2:  # 0 and 1 are padding and [UNK]
+            continue
+        result.append((words[i], float(scores[i])))
+        if len(result) == k:
+            break
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# word2vec training examples
+# --------------------------------------------------------------------------------------
+
+
+def _unigram_sampler(counts: np.ndarray, power: float = 0.75) -> np.ndarray:
+    """Sampling probabilities of negatives: unigram counts ** 3/4, never padding or [UNK]."""
+    weights = np.asarray(counts, "float64") ** power
+    weights[:2] = 0.0
+    return weights / weights.sum()
+
+
+def _subsample(ids: np.ndarray, counts: np.ndarray, threshold: float, rng: Any) -> np.ndarray:
+    """Drops frequent words as word2vec does: keep with probability (sqrt(f/t) + 1) * t/f."""
+    frequency = np.asarray(counts, "float64")[ids] / max(float(np.sum(counts)), 1.0)
+    keep = (np.sqrt(frequency / threshold) + 1.0) * threshold / np.maximum(frequency, 1e-12)
+    return ids[(rng.random(len(ids)) < keep) & (ids > 1)]
+
+
+def token_counts(ids: np.ndarray, vocab_size: int) -> np.ndarray:
+    """How often each id occurs in the flat id array ``ids``."""
+    return np.bincount(np.asarray(ids).ravel(), minlength=vocab_size)[:vocab_size]
+
+
+def skipgram_examples(
+    ids: np.ndarray,
+    counts: np.ndarray,
+    *,
+    window: int = 4,
+    num_negatives: int = 5,
+    subsample: float = 1e-4,
+    seed: int = 0,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Skip-gram examples from a flat id stream, as word2vec draws them.
+
+    Frequent words are subsampled, each position uses a window of random size 1..``window``
+    (nearer words count more), and every (target, context) pair gets ``num_negatives``
+    candidates from the unigram distribution ** 3/4. Returns ``({"target", "context"},
+    labels)`` with ``context`` ``(n, 1 + num_negatives)`` and labels ``[1, 0, ..., 0]``.
+    """
+    rng = np.random.default_rng(seed)
+    stream = _subsample(np.asarray(ids), counts, subsample, rng)
+    reach = rng.integers(1, window + 1, size=len(stream))
+    targets, contexts = [], []
+    for offset in range(1, window + 1):
+        left, right = stream[:-offset], stream[offset:]
+        for centre, neighbour, near in ((left, right, reach[:-offset]), (right, left, reach[offset:])):
+            chosen = near >= offset
+            targets.append(centre[chosen])
+            contexts.append(neighbour[chosen])
+    target, context = np.concatenate(targets), np.concatenate(contexts)
+    order = rng.permutation(len(target))
+    target, context = target[order], context[order]
+    negatives = rng.choice(len(counts), size=(len(target), num_negatives), p=_unigram_sampler(counts))
+    candidates = np.concatenate([context[:, None], negatives], axis=1).astype("int32")
+    labels = np.zeros(candidates.shape, "float32")
+    labels[:, 0] = 1.0
+    return {"target": target[:, None].astype("int32"), "context": candidates}, labels
+
+
+def cbow_examples(
+    ids: np.ndarray,
+    counts: np.ndarray,
+    *,
+    window: int = 4,
+    num_negatives: int = 5,
+    subsample: float = 1e-4,
+    seed: int = 0,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """CBOW examples: the ``2 * window`` neighbours (0-padded at the ends) and candidates.
+
+    Returns ``({"context", "candidates"}, labels)`` with the true centre word first.
+    """
+    rng = np.random.default_rng(seed)
+    stream = _subsample(np.asarray(ids), counts, subsample, rng)
+    padded = np.concatenate([np.zeros(window, stream.dtype), stream, np.zeros(window, stream.dtype)])
+    positions = np.arange(len(stream))[:, None] + window
+    offsets = np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])
+    context = padded[positions + offsets].astype("int32")
+    order = rng.permutation(len(stream))
+    negatives = rng.choice(len(counts), size=(len(stream), num_negatives), p=_unigram_sampler(counts))
+    candidates = np.concatenate([stream[:, None], negatives], axis=1)[order].astype("int32")
+    labels = np.zeros(candidates.shape, "float32")
+    labels[:, 0] = 1.0
+    return {"context": context[order], "candidates": candidates}, labels
+
+
+def embedding_matrix(
+    vectors: Any, vocabulary: Sequence[str], target_vocabulary: Sequence[str], *, seed: int = 0
+) -> tuple[np.ndarray, float]:
+    """Word vectors rearranged for another vocabulary (e.g. a classifier's ``embedding`` layer).
+
+    Words the vectors do not know get small random vectors; padding (index 0) gets zeros.
+    Returns the matrix and the fraction of ``target_vocabulary`` that was found.
+    """
+    vectors = np.asarray(vectors, "float32")
+    index = {word: i for i, word in enumerate(vocabulary) if i >= 2}
+    rng = np.random.default_rng(seed)
+    matrix = rng.normal(0.0, float(vectors[2:].std()), (len(target_vocabulary), vectors.shape[1])).astype("float32")
+    matrix[0] = 0.0
+    found = 0
+    for i, word in enumerate(target_vocabulary):
+        if i >= 2 and word in index:
+            matrix[i] = vectors[index[word]]
+            found += 1
+    return matrix, found / max(len(target_vocabulary) - 2, 1)
+
+
+def embeddings_for(model: Any) -> tuple[np.ndarray, list[str]]:
+    """The word vectors of a pretrained word2vec model and the vocabulary they are indexed by."""
+    from kzoo.models.word2vec import word_vectors
+
+    return word_vectors(model), vectorizer_for(model).get_vocabulary()
+
+
+def ranking_accuracy(model: Any, ids: np.ndarray, counts: np.ndarray, *, window: int = 4, seed: int = 123) -> float:
+    """How often a word2vec model scores the true word above all its sampled negatives.
+
+    Examples are drawn from the id stream ``ids`` without subsampling, negatives from
+    ``counts`` (the training corpus' counts); chance is ``1 / (1 + num_negatives)``.
+    """
+    names = [tensor.name.split(":")[0] for tensor in model.inputs]
+    num_negatives = int(model.inputs[1].shape[1]) - 1
+    draw = skipgram_examples if names[0] == "target" else cbow_examples
+    if names[0] != "target":
+        window = int(model.inputs[0].shape[1]) // 2
+    x, _ = draw(ids, counts, window=window, num_negatives=num_negatives, subsample=1.0, seed=seed)
+    scores = np.asarray(model.predict([x[name] for name in names], batch_size=4096, verbose=0))
+    return float(np.mean(scores[:, 0] > scores[:, 1:].max(axis=1)))
+
+
+def corpus_lines(*names: str) -> list[str]:
+    """The non-empty lines of shared-data corpora (``kzoo.data.load_text_corpus`` names),
+    WikiText's ``= heading =`` lines left out."""
+    from kzoo import data
+
+    return [
+        line
+        for name in names
+        for line in data.load_text_corpus(name).splitlines()
+        if line.strip() and not line.strip().startswith("=")
+    ]
+
+
+def id_stream(vectorizer: Any, lines: Sequence[str]) -> np.ndarray:
+    """All lines vectorized (ragged ids) and joined into one flat id array."""
+    rows = vectorizer(list(lines)).numpy()
+    return np.concatenate([np.asarray(row, "int64") for row in rows if len(row)])
