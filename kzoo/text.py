@@ -505,6 +505,37 @@ def embedding_matrix(
     return matrix, found / max(len(target_vocabulary) - 2, 1)
 
 
+def load_embeddings(
+    model: Any,
+    vectors: Any,
+    vocabulary: Sequence[str],
+    target_vocabulary: Sequence[str],
+    *,
+    trainable: bool = False,
+    layer: str = "embedding",
+) -> float:
+    """Puts word vectors (e.g. word2vec's) into a model's embedding layer, frozen by default.
+
+    ``target_vocabulary`` is the vocabulary the model's ids index (its vectorizer's
+    ``get_vocabulary()``). Returns the fraction of it the vectors covered.
+    """
+    embedding = model.get_layer(layer)
+    matrix, found = embedding_matrix(vectors, vocabulary, target_vocabulary)
+    expected = tuple(embedding.embeddings.shape)
+    if matrix.shape != expected:
+        raise InvalidArgumentError(
+            expected_received(
+                f"vectors for layer {layer!r}",
+                f"shape {expected} (vocab_size, embedding_dim)",
+                matrix.shape,
+                "Build the model with vocab_size=len(target_vocabulary) and the vectors' embedding_dim.",
+            )
+        )
+    embedding.embeddings.assign(matrix)
+    embedding.trainable = trainable
+    return found
+
+
 def embeddings_for(model: Any) -> tuple[np.ndarray, list[str]]:
     """The word vectors of a pretrained word2vec model and the vocabulary they are indexed by."""
     from kzoo.models.word2vec import word_vectors

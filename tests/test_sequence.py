@@ -140,6 +140,19 @@ def test_nearest_and_analogy_on_hand_made_vectors():
     assert found == 0.5 and np.array_equal(matrix[2], vectors[3]) and not matrix[0].any()
 
 
+def test_word_vectors_load_into_a_classifier_embedding_frozen():
+    vectors = np.arange(12, dtype="float32").reshape(4, 3)
+    vocabulary = ["", "[UNK]", "good", "bad"]
+    target = ["", "[UNK]", "bad", "film", "good"]
+    model = kzoo.get("lstm_classifier", vocab_size=5, embedding_dim=3, units=2)
+    assert text.load_embeddings(model, vectors, vocabulary, target) == pytest.approx(2 / 3)
+    table = keras.ops.convert_to_numpy(model.get_layer("embedding").embeddings)
+    assert np.array_equal(table[2], vectors[3]) and np.array_equal(table[4], vectors[2])
+    assert not model.get_layer("embedding").trainable
+    with pytest.raises(errors.InvalidArgumentError, match="vocab_size, embedding_dim"):
+        text.load_embeddings(model, vectors, vocabulary, target[:3])
+
+
 def test_attention_is_a_distribution_over_the_real_source_tokens():
     model = kzoo.get("seq2seq_attention", source_vocab_size=20, target_vocab_size=10, embedding_dim=4, units=4)
     source = np.array([[5, 6, 7, 0, 0], [5, 6, 7, 8, 9]], "int32")
