@@ -215,7 +215,7 @@ def token_inputs(model: Any, batch_size: int, rng: Any) -> Any:
     """Random ids for every int input of ``model``, each row padded (0) at its end.
 
     The ids stay below the input dimension of the embedding that reads the input: the
-    layer named ``<input>_embedding``, else ``embedding``.
+    layer named ``<input>_embedding`` (``chars`` -> ``char_embedding``), else ``embedding``.
     """
     import numpy as np
 
@@ -224,7 +224,8 @@ def token_inputs(model: Any, batch_size: int, rng: Any) -> Any:
     for tensor in model.inputs:
         shape = tuple(d if d is not None else 7 for d in tensor.shape[1:])
         input_name = tensor.name.split(":")[0]
-        embedding = names.get(f"{input_name}_embedding", names.get("embedding"))
+        candidates = (f"{input_name}_embedding", f"{input_name.rstrip('s')}_embedding", "embedding")
+        embedding = next((names[c] for c in candidates if c in names), None)
         high = getattr(embedding, "input_dim", 2)
         values = rng.integers(1, high, size=(batch_size, *shape))
         if lengths is None:  # the first input's rows get decreasing lengths
