@@ -543,18 +543,21 @@ def embeddings_for(model: Any) -> tuple[np.ndarray, list[str]]:
     return word_vectors(model), vectorizer_for(model).get_vocabulary()
 
 
-def ranking_accuracy(model: Any, ids: np.ndarray, counts: np.ndarray, *, window: int = 4, seed: int = 123) -> float:
+def ranking_accuracy(
+    model: Any, ids: np.ndarray, counts: np.ndarray, *, window: int = 4, subsample: float = 1e-4, seed: int = 123
+) -> float:
     """How often a word2vec model scores the true word above all its sampled negatives.
 
-    Examples are drawn from the id stream ``ids`` without subsampling, negatives from
-    ``counts`` (the training corpus' counts); chance is ``1 / (1 + num_negatives)``.
+    Examples are drawn from the id stream ``ids`` as in training (frequent words
+    subsampled at ``subsample``, dynamic windows), negatives from ``counts`` (the training
+    corpus' counts); chance is ``1 / (1 + num_negatives)``.
     """
     names = [tensor.name.split(":")[0] for tensor in model.inputs]
     num_negatives = int(model.inputs[1].shape[1]) - 1
     draw = skipgram_examples if names[0] == "target" else cbow_examples
     if names[0] != "target":
         window = int(model.inputs[0].shape[1]) // 2
-    x, _ = draw(ids, counts, window=window, num_negatives=num_negatives, subsample=1.0, seed=seed)
+    x, _ = draw(ids, counts, window=window, num_negatives=num_negatives, subsample=subsample, seed=seed)
     scores = np.asarray(model.predict([x[name] for name in names], batch_size=4096, verbose=0))
     return float(np.mean(scores[:, 0] > scores[:, 1:].max(axis=1)))
 
