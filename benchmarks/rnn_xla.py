@@ -52,9 +52,9 @@ def batches(model, rng):
         shape = (args.batch, args.length, *tuple(tensor.shape)[2:])
         high = max(2, int(array.max()) + 1)
         sized.append(rng.integers(1, high, size=shape).astype("int32"))
-    outputs = model(sized)
-    targets = np.zeros(tuple(outputs.shape)[:-1], "int32")
-    return (sized if len(sized) > 1 else sized[0]), targets
+    x = sized if len(sized) > 1 else sized[0]
+    targets = np.zeros(tuple(model(x).shape)[:-1], "int32")
+    return x, targets
 
 
 def measure(name, kwargs, jit):
