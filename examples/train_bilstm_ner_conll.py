@@ -2,8 +2,11 @@
 Title: Bi-LSTM named-entity tagger on CoNLL-2003 (recipe of kzoo's `bilstm_tagger.conll2003` weights)
 Description: A bidirectional LSTM over hashed words and a character CNN tags named entities (conlleval F1).
 Model: bilstm_tagger (16,384 hashed word ids x 64, character CNN, 64 LSTM units per direction)
-Data: CoNLL-2003 English from the shared data: eng.train (training), eng.testa (epoch choice), eng.testb (test).
+Data: CoNLL-2003 English from the shared data directory: eng.train, eng.testa (epoch choice), eng.testb (test).
 Runtime: about 5 minutes on 2 CPU cores with the default flags; `--quick` takes under a minute.
+Tags: token-classification, ner, rnn, bilstm, conll2003, recipe
+Figure: bilstm_ner_curves.png
+Shared-data: conll2003
 
 ## What this shows
 

@@ -2,8 +2,11 @@
 Title: word2vec skip-gram and CBOW on WikiText-2 and Tiny Shakespeare (recipe of kzoo's word2vec weights)
 Description: Word vectors by negative sampling; neighbours, analogies, and TensorBoard's embedding projector.
 Model: word2vec_skipgram, word2vec_cbow (10,000 words, 64 dimensions)
-Data: WikiText-2 valid and Tiny Shakespeare from the shared data (training); WikiText-2 test (held-out score).
+Data: WikiText-2 valid and Tiny Shakespeare from the shared data directory; WikiText-2 test (held-out score).
 Runtime: about 3 minutes on 2 CPU cores for one architecture with the default flags; `--quick` takes seconds.
+Tags: text-embedding, word2vec, wikitext2, tinyshakespeare, projector, recipe
+Figure: word2vec_words.png
+Shared-data: wikitext2, tinyshakespeare
 
 ## What this shows
 
@@ -32,6 +35,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
+import numpy as np
 
 import kzoo
 from kzoo import weights as kzoo_weights
@@ -120,6 +124,26 @@ for a, b, c in (("king", "man", "woman"), ("paris", "france", "england"), ("brot
         answer = [w for w, _ in kzoo.text.analogy(vectors, vocabulary, a, b, c, 5)]
         queries[f"{a} - {b} + {c}"] = answer
         print(f"{a} - {b} + {c} = {', '.join(answer)}")
+
+# The query words and their neighbours, projected on the first two principal components.
+import matplotlib  # noqa: E402
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+shown = sorted({w for word, near in queries.items() if " " not in word for w in [word, *near[:3]]})
+points = vectors[[vocabulary.index(w) for w in shown]]
+points = points - points.mean(axis=0)
+_, _, axes_pc = np.linalg.svd(points, full_matrices=False)
+xy = points @ axes_pc[:2].T
+figure, axis = plt.subplots(figsize=(6, 5))
+axis.scatter(xy[:, 0], xy[:, 1], s=8, color="tab:blue")
+for (x_, y_), word in zip(xy, shown):
+    axis.annotate(word, (x_, y_), fontsize=8, color="tab:red" if word in queries else "black")
+axis.set_title(f"{name}: query words (red) and their nearest neighbours, PCA")
+figure.tight_layout()
+figure.savefig(output_dir / "word2vec_words.png", dpi=100)
+print(f"wrote {output_dir / 'word2vec_words.png'}")
 
 """
 ## TensorBoard projector
