@@ -100,6 +100,16 @@ class ModelSpec:
         return arrays[0] if len(arrays) == 1 else arrays
 
 
+def _describe_input(record: weights_lib.WeightsRecord) -> str:
+    if record.text.get("vocabulary"):
+        return f"text: vocabulary {record.text['vocabulary']}, standardize={record.text.get('standardize')}"
+    if record.text:
+        return f"text: {record.text.get('hashing', 'hashed tokens')}, {record.text.get('num_bins')} bins"
+    if record.input_shape is None:
+        return "see the model's inputs"
+    return f"{record.input_shape}, {record.preprocessing.describe()}"
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelCard:
     """What ``kzoo.info(name)`` returns; ``print(card)`` shows it readably."""
@@ -136,8 +146,8 @@ class ModelCard:
                 f"  weights '{record.tag}'{default}:",
                 f"    dataset:       {record.dataset}",
                 f"    metrics:       {metrics}" + (f" on {record.eval_split}" if record.eval_split else ""),
-                f"    classes:       {record.num_classes}",
-                f"    input:         {record.input_shape}, {record.preprocessing.describe()}",
+                f"    classes:       {record.num_classes}" if record.num_classes is not None else None,
+                f"    input:         {_describe_input(record)}",
                 f"    source:        {record.source} ({where})",
                 f"    license:       {record.license}",
                 f"    recipe:        {record.recipe}",

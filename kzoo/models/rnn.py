@@ -135,11 +135,11 @@ def rnn_classifier(
 
 def bilstm_tagger(
     *,
-    vocab_size: int = 16385,
+    vocab_size: int = 16384,
     sequence_length: int | None = None,
     num_classes: int = 9,
-    embedding_dim: int = 100,
-    units: int = 128,
+    embedding_dim: int = 64,
+    units: int = 64,
     char_features: bool = True,
     char_vocab_size: int = 257,
     char_embedding_dim: int = 30,
