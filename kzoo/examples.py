@@ -175,3 +175,45 @@ def save_figure(figure: Any, output_dir: str | os.PathLike, filename: str) -> Pa
     plt.close(figure)
     print(f"wrote {path}")
     return path
+
+
+def plot_decision_boundary(
+    axis: Any, predict: Any, points: Any, labels: Any, *, title: str = "", resolution: int = 150
+) -> None:
+    """Draws a 2-D classifier's probability of class 1 over the data's bounding box, and the data.
+
+    Args:
+        axis: A matplotlib axis.
+        predict: Maps an ``(N, 2)`` float32 array to ``(N,)`` probabilities of class 1.
+        points: ``(N, 2)`` inputs; labels: ``(N,)`` 0/1 labels.
+    """
+    import numpy as np
+
+    low, high = points.min(axis=0) - 0.5, points.max(axis=0) + 0.5
+    grid_x, grid_y = np.meshgrid(np.linspace(low[0], high[0], resolution), np.linspace(low[1], high[1], resolution))
+    grid = np.stack([grid_x.ravel(), grid_y.ravel()], axis=1).astype("float32")
+    probability = np.asarray(predict(grid)).reshape(grid_x.shape)
+    axis.contourf(grid_x, grid_y, probability, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.6)
+    axis.contour(grid_x, grid_y, probability, levels=[0.5], colors="k", linewidths=1)
+    axis.scatter(points[:, 0], points[:, 1], c=labels, cmap="RdBu_r", s=6, edgecolors="none")
+    axis.set_title(title, fontsize=9)
+    axis.set_xticks([])
+    axis.set_yticks([])
+
+
+def batches(inputs: Any, targets: Any, batch_size: int, *, seed: int = 0) -> Any:
+    """An endless, shuffled ``tf.data`` stream of ``(inputs, targets)`` batches.
+
+    Train small models with ``fit(batches(...), steps_per_epoch=..., epochs=...)`` and
+    ``steps_per_execution``: Keras' per-epoch overhead (tens of milliseconds) otherwise
+    dominates the run time of a 2-D toy problem.
+    """
+    import warnings
+
+    import tensorflow as tf
+
+    # fit() warns that its default shuffle=True is ignored for a dataset: this one is shuffled here.
+    warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
+    tf.get_logger().setLevel("ERROR")  # retracing notices: each small model traces its own step once
+    data = tf.data.Dataset.from_tensor_slices((inputs, targets))
+    return data.shuffle(len(inputs), seed=seed).repeat().batch(batch_size).prefetch(2)
