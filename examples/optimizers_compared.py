@@ -1,6 +1,6 @@
 """
 Title: Optimizers compared: SGD, momentum, RMSProp and Adam, and the learning rate
-Description: Optimizer paths on the Rosenbrock valley, training curves of an MLP on real digits, and a learning-rate sweep.
+Description: Optimizer paths on the Rosenbrock valley, MLP training curves on real digits, a learning-rate sweep.
 Model: keras.optimizers SGD (with and without momentum), RMSprop, Adam; an MLP (keras.Sequential)
 Data: scikit-learn's UCI handwritten digits (8x8, 1,797 images; no shared data needed).
 Runtime: about 1 minute on 2 CPU cores (`--quick`: a few seconds).
