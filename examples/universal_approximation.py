@@ -86,9 +86,10 @@ def max_error(model):
 
 def trained(units, activation):
     keras.utils.set_random_seed(0)
-    model = keras.Sequential(
-        [keras.Input((1,)), keras.layers.Dense(units, activation=activation), keras.layers.Dense(1)]
-    )
+    # Random biases spread the kinks -b/w over the interval; Keras' zero biases would put every kink at x = 0.
+    spread = keras.initializers.RandomUniform(-2, 2)
+    hidden = keras.layers.Dense(units, activation=activation, bias_initializer=spread)
+    model = keras.Sequential([keras.Input((1,)), hidden, keras.layers.Dense(1)])
     model.compile(keras.optimizers.Adam(0.01), "mse", steps_per_execution=100)
     x_train = np.random.default_rng(0).uniform(-2, 2, (2000, 1)).astype("float32")
     model.fit(batches(x_train, target(x_train), 128), steps_per_epoch=args.train_steps, epochs=1, verbose=0)
