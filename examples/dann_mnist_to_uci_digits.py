@@ -1,6 +1,6 @@
 """
 Title: Domain-adversarial training (DANN): from MNIST to the UCI digits without their labels
-Description: A gradient-reversal layer makes MNIST features that also fit unlabelled UCI digits; compare with source-only.
+Description: A gradient-reversal layer makes MNIST features fit unlabelled UCI digits too; compared with source-only.
 Model: a small CNN with a label head and, behind kzoo.layers.GradientReversal, a domain head (keras.Model.train_step)
 Data: MNIST from the shared data directory (`KZOO_DATA_DIR`, default `../shared/data`); scikit-learn's UCI digits.
 Runtime: about 3 minutes on 2 CPU cores (`--quick`: about 15 seconds).
