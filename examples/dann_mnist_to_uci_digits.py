@@ -6,6 +6,7 @@ Data: MNIST from the shared data directory (`KZOO_DATA_DIR`, default `../shared/
 Runtime: about 3 minutes on 2 CPU cores (`--quick`: about 15 seconds).
 Tags: classification, domain adaptation, dann, mnist, uci digits
 Figure: dann_features.png
+Shared-data: mnist
 
 ## What this shows
 

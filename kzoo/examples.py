@@ -10,6 +10,7 @@ Every example is one Python file whose module docstring starts with a header of
     Runtime: how long the default run takes on 2 CPU cores
     Tags: task, topic, dataset (comma-separated)
     Figure: the main figure's file name inside --output-dir
+    Shared-data: mnist (optional: the shared datasets it reads, by directory name)
 
 The gallery is the set of files in the examples folder, parsed without running them, so
 an example joins ``kzoo examples`` by being written. The folder is ``examples/`` of the
@@ -32,7 +33,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kzoo.errors import InvalidArgumentError, KzooError, did_you_mean, expected_received
+from kzoo.errors import DataNotFoundError, InvalidArgumentError, KzooError, did_you_mean, expected_received
 
 REQUIRED_FIELDS = ("Title", "Description", "Model", "Data", "Runtime", "Tags", "Figure")
 MAX_LINES = 300
@@ -65,6 +66,11 @@ class Example:
     @property
     def tags(self) -> list[str]:
         return [tag.strip() for tag in self.fields.get("Tags", "").split(",") if tag.strip()]
+
+    @property
+    def shared_data(self) -> list[str]:
+        """The shared datasets (directory names under ``kzoo.data.data_dir()``) the example reads."""
+        return [name.strip() for name in self.fields.get("Shared-data", "").split(",") if name.strip()]
 
     @property
     def figure(self) -> str | None:
@@ -124,7 +130,15 @@ def run_example(
         ``(exit code, output directory, figures)``: the PNG/JPEG/PDF/SVG files the run wrote
         (or rewrote) under the output directory.
     """
+    from kzoo import data
+
     example = get_example(name)
+    missing = [dataset for dataset in example.shared_data if not data.has_data(dataset)]
+    if missing:
+        raise DataNotFoundError(
+            f"example {example.name!r} reads the shared dataset(s) {missing}: expected them under "
+            f"{data.data_dir()}. Set KZOO_DATA_DIR to the folder that holds the shared datasets."
+        )
     output = Path(output_dir) if output_dir is not None else Path("runs") / "examples" / example.name
     output.mkdir(parents=True, exist_ok=True)
     before = {path: path.stat().st_mtime_ns for path in _figures(output)}
