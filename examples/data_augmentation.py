@@ -40,7 +40,7 @@ parser.add_argument("--steps", type=int, default=1500, help="training steps per 
 parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
 if args.quick:
-    args.steps = 150
+    args.steps = 80
 
 """
 ## Data: 20 labelled images per class, the rest held out

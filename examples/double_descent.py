@@ -39,7 +39,7 @@ parser.add_argument("--bandwidth", type=float, default=3.0, help="length scale o
 parser.add_argument("--ridge", type=float, default=1e-1, help="penalty of the ridge comparison")
 args = parser.parse_args()
 widths = np.unique(
-    np.geomspace(10, (20 if not args.quick else 4) * args.train_size, 40 if not args.quick else 10).astype(int)
+    np.geomspace(10, (20 if not args.quick else 4) * args.train_size, 40 if not args.quick else 8).astype(int)
 )
 if args.quick:
     args.draws = 1

@@ -37,7 +37,7 @@ parser.add_argument("--members", type=int, default=8)
 parser.add_argument("--steps", type=int, default=1500, help="training steps per member")
 args = parser.parse_args()
 if args.quick:
-    args.members, args.steps = 3, 200
+    args.members, args.steps = 2, 150
 
 
 def train_member(seed, inputs, labels, classes, width):

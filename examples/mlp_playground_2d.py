@@ -37,7 +37,7 @@ parser.add_argument("--steps", type=int, default=3000, help="training steps per 
 parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
 if args.quick:
-    args.steps = 300
+    args.steps = 200
 
 """
 ## Data
@@ -103,7 +103,7 @@ save_figure(figure, args.output_dir, "playground_depth_width.png")
 ## 2. Activation functions (circles), two hidden layers of 8
 """
 
-activations = ["linear", "relu", "tanh", "sigmoid"]
+activations = ["linear", "relu", "tanh", "sigmoid"] if not args.quick else ["linear", "relu"]
 figure, axes = plt.subplots(1, len(activations), figsize=(3 * len(activations), 3))
 for axis, activation in zip(axes, activations):
     model, accuracy = train_mlp(circles, circle_labels, [8, 8], activation=activation)
@@ -119,7 +119,7 @@ on a grid around them). Its incoming weights then receive no gradient at all. Wi
 SGD and a growing learning rate, the big first updates push many units there for good.
 """
 
-learning_rates = [0.01, 0.1, 1.0, 3.0]
+learning_rates = [0.01, 0.1, 1.0, 3.0] if not args.quick else [0.1, 3.0]
 dead_fractions, accuracies = [], []
 grid = np.random.default_rng(1).uniform(-3, 3, (4000, 2)).astype("float32")
 for learning_rate in learning_rates:

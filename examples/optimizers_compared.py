@@ -40,7 +40,7 @@ parser.add_argument("--epochs", type=int, default=30)
 parser.add_argument("--path-steps", type=int, default=1000, help="optimizer steps on the Rosenbrock function")
 args = parser.parse_args()
 if args.quick:
-    args.epochs, args.path_steps = 3, 150
+    args.epochs, args.path_steps = 2, 100
 
 OPTIMIZERS = {  # name: (factory, learning rate on the valley, learning rate on the digits)
     "SGD": (lambda rate: keras.optimizers.SGD(rate), 1e-3, 0.05),
@@ -125,7 +125,7 @@ save_figure(figure, args.output_dir, "optimizer_curves.png")
 ## 3. The learning rate
 """
 
-rates = [1e-4, 1e-3, 1e-2, 1e-1, 1.0] if not args.quick else [1e-3, 1e-1]
+rates = [1e-4, 1e-3, 1e-2, 1e-1, 1.0] if not args.quick else [1e-2, 1.0]
 figure, axis = plt.subplots(figsize=(6, 4))
 for name in ("SGD", "Adam"):
     final_losses = []

@@ -41,7 +41,7 @@ parser.add_argument("--train-size", type=int, default=300)
 parser.add_argument("--seed", type=int, default=0)
 args = parser.parse_args()
 if args.quick:
-    args.epochs = 8
+    args.epochs = 4
 
 """
 ## Data: a small training set

@@ -157,9 +157,8 @@ def _cmd_examples(args: argparse.Namespace) -> int:
         print(examples.get_example(args.name).path.read_text(encoding="utf-8"), end="")
         return 0
     if args.action == "run":
-        extra = args.args[1:] if args.args[:1] == ["--"] else args.args
         code, output_dir, figures = examples.run_example(
-            args.name, quick=args.quick, output_dir=args.output_dir, extra_args=extra
+            args.name, quick=args.quick, output_dir=args.output_dir, extra_args=args.script_args
         )
         if code:
             print(f"kzoo: example {args.name!r} failed with exit code {code}", file=sys.stderr)
@@ -232,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("name")
     start.add_argument("--quick", action="store_true", help="the few-second smoke mode")
     start.add_argument("--output-dir", default=None, help="default: runs/examples/NAME")
-    start.add_argument("args", nargs=argparse.REMAINDER, help="more arguments for the script (after --)")
+    start.usage = "kzoo examples run [-h] [--quick] [--output-dir OUTPUT_DIR] name [-- SCRIPT ARGUMENTS ...]"
     return parser
 
 
@@ -240,7 +239,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kzoo`` console script."""
     from kzoo.errors import KzooError
 
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` goes to the example script of `kzoo examples run` (argparse would mix them up).
+    script_args = argv[argv.index("--") + 1 :] if "--" in argv else []
+    parser = build_parser()
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    if script_args and getattr(args, "action", None) != "run":
+        parser.error(f"arguments after -- go to `kzoo examples run NAME -- ...`; received {script_args}")
+    args.script_args = script_args
     try:
         return args.run(args)
     except KzooError as error:

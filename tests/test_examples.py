@@ -53,7 +53,7 @@ def test_header_parsing_and_errors(tmp_path):
         gallery.get_example("tyo", tmp_path)
 
 
-def test_cli_lists_shows_and_rejects():
+def test_cli_lists_shows_and_rejects(tmp_path):
     listing = kzoo_cli("examples")
     assert listing.returncode == 0, listing.stderr
     for example in EXAMPLES:
@@ -62,6 +62,8 @@ def test_cli_lists_shows_and_rejects():
     assert tagged.returncode == 0 and "train_lenet5_mnist" in tagged.stdout and "double_descent" not in tagged.stdout
     shown = kzoo_cli("examples", "show", "double_descent")
     assert shown.returncode == 0 and shown.stdout == (REPO / "examples" / "double_descent.py").read_text()
+    passed_on = kzoo_cli("examples", "run", "double_descent", "--output-dir", str(tmp_path), "--", "--bogus")
+    assert passed_on.returncode == 2 and "unrecognized arguments: --bogus" in passed_on.stderr  # the script's argparse
     unknown = kzoo_cli("examples", "run", "adversarial")
     assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
     assert "received 'adversarial'" in unknown.stderr and "did you mean 'adversarial_examples'" in unknown.stderr
@@ -75,6 +77,7 @@ def test_example_runs_in_quick_mode_and_writes_its_figure(example, tmp_path):
     result = kzoo_cli("examples", "run", example.name, "--quick", "--output-dir", str(tmp_path / "out"))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     figure = tmp_path / "out" / example.figure
-    assert str(figure) in result.stdout  # `kzoo examples run` says where the figures went
+    assert f"figure(s) written to {tmp_path / 'out'}\n" in result.stdout  # the command says where they went
+    assert f"\n  {figure}\n" in result.stdout
     with Image.open(figure) as image:
         assert image.format == "PNG" and min(image.size) >= 100
