@@ -3,7 +3,7 @@ Title: Adversarial examples (FGSM, PGD) and adversarial training
 Description: Imperceptible pixel changes fool the pretrained LeNet-5 on MNIST; PGD adversarial training buys robustness.
 Model: lenet5 (pretrained `mnist` weights), then fine-tuned on PGD examples in a keras.Model subclass with train_step
 Data: MNIST from the shared data directory (`KZOO_DATA_DIR`, default `../shared/data`).
-Runtime: about 3 minutes on 2 CPU cores (`--quick`: about 15 seconds).
+Runtime: about 2 minutes on 2 CPU cores (measured 100 s on a shared, busy machine; `--quick`: seconds).
 Tags: classification, adversarial robustness, fgsm, pgd, mnist
 Figure: adversarial_examples.png
 Shared-data: mnist

@@ -3,7 +3,7 @@ Title: Domain-adversarial training (DANN): from MNIST to the UCI digits without 
 Description: A gradient-reversal layer makes MNIST features fit unlabelled UCI digits too; compared with source-only.
 Model: a small CNN with a label head and, behind kzoo.layers.GradientReversal, a domain head (keras.Model.train_step)
 Data: MNIST from the shared data directory (`KZOO_DATA_DIR`, default `../shared/data`); scikit-learn's UCI digits.
-Runtime: about 3 minutes on 2 CPU cores (`--quick`: about 15 seconds).
+Runtime: about 3 minutes on 2 CPU cores (measured on a shared, busy machine; `--quick`: seconds).
 Tags: classification, domain adaptation, dann, mnist, uci digits
 Figure: dann_features.png
 Shared-data: mnist

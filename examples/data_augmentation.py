@@ -3,7 +3,7 @@ Title: Data augmentation: more training images for free
 Description: A small CNN trained on 20 real digits per class, with and without random rotations, zooms and shifts.
 Model: a small CNN (keras.Sequential) with kzoo.data.augmentation layers at its input
 Data: scikit-learn's UCI handwritten digits, framed like MNIST by kzoo.data.load_uci_digits (no shared data needed).
-Runtime: about 1 minute on 2 CPU cores (`--quick`: a few seconds).
+Runtime: about 1.5 minutes on 2 CPU cores (measured 95 s on a shared, busy machine; `--quick`: seconds).
 Tags: classification, data augmentation, cnn, uci digits
 Figure: augmentation_samples.png
 

@@ -3,7 +3,7 @@ Title: Deep ensembles: averaging independently trained networks
 Description: Ensembles of MLPs beat their members on real digits (accuracy and log-loss) and show where they are unsure.
 Model: keras.Sequential MLPs, trained from different random initialisations and averaged
 Data: scikit-learn's make_moons and UCI handwritten digits (8x8; 500 to train, 1,297 to test; no shared data needed).
-Runtime: about 1 minute on 2 CPU cores (`--quick`: a few seconds).
+Runtime: about 1.5 minutes on 2 CPU cores (measured 87 s on a shared, busy machine; `--quick`: seconds).
 Tags: classification, ensembles, uncertainty, uci digits, toy 2-D
 Figure: ensemble_moons.png
 

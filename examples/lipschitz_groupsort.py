@@ -3,7 +3,7 @@ Title: 1-Lipschitz networks with the MinMax (GroupSort) activation
 Description: Spectrally normalised MLPs are provably robust; GroupSort keeps the expressivity that ReLU loses.
 Model: kzoo.layers.GroupSort (MinMax) and keras.layers.SpectralNormalization around Dense layers
 Data: scikit-learn's make_moons (2-D, no data files).
-Runtime: about 1 minute on 2 CPU cores (`--quick`: a few seconds).
+Runtime: about 1 minute on 2 CPU cores (measured on a shared, busy machine; `--quick`: seconds).
 Tags: classification, robustness, lipschitz, groupsort, toy 2-D
 Figure: lipschitz_groupsort.png
 

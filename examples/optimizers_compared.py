@@ -3,7 +3,7 @@ Title: Optimizers compared: SGD, momentum, RMSProp and Adam, and the learning ra
 Description: Optimizer paths on the Rosenbrock valley, MLP training curves on real digits, a learning-rate sweep.
 Model: keras.optimizers SGD (with and without momentum), RMSprop, Adam; an MLP (keras.Sequential)
 Data: scikit-learn's UCI handwritten digits (8x8, 1,797 images; no shared data needed).
-Runtime: about 1 minute on 2 CPU cores (`--quick`: a few seconds).
+Runtime: about 1.5 minutes on 2 CPU cores (measured 90 s on a shared, busy machine; `--quick`: seconds).
 Tags: classification, optimization, learning rate, uci digits
 Figure: optimizer_paths.png
 

@@ -3,7 +3,7 @@ Title: Regularization: dropout, batch normalization, weight decay and early stop
 Description: One over-sized MLP trained on 300 real digits with each regularizer in turn: curves and test accuracy.
 Model: keras.Sequential MLP (2 x 512 ReLU) with Dropout, BatchNormalization, an L2 kernel penalty or EarlyStopping
 Data: scikit-learn's UCI handwritten digits (8x8; 300 to train, 300 to validate, 1,197 to test; no shared data needed).
-Runtime: about 2 minutes on 2 CPU cores (`--quick`: a few seconds).
+Runtime: under 2 minutes on 2 CPU cores (measured 96 s on a shared, busy machine; `--quick`: seconds).
 Tags: classification, regularization, dropout, batch norm, uci digits
 Figure: regularization_curves.png
 
