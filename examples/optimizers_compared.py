@@ -73,15 +73,15 @@ for name, (make, valley_rate, _) in OPTIMIZERS.items():
     print(f"{name:<20} after {args.path_steps} steps: ({final[0]:+.3f}, {final[1]:+.3f}), f = {rosenbrock(*final):.4f}")
 
 grid_x, grid_y = np.meshgrid(np.linspace(-2, 2, 300), np.linspace(-1, 3, 300))
-figure, axis = plt.subplots(figsize=(6, 5))
-axis.contour(grid_x, grid_y, np.log10(rosenbrock(grid_x, grid_y) + 1e-3), levels=25, cmap="Greys", linewidths=0.6)
-for name, trace in paths.items():
-    axis.plot(
-        trace[:, 0], trace[:, 1], ".-", markersize=2, linewidth=1, label=f"{name} (f={rosenbrock(*trace[-1]):.3f})"
+levels = np.log10(rosenbrock(grid_x, grid_y) + 1e-3)
+figure, axes = plt.subplots(1, len(paths), figsize=(4 * len(paths), 4), sharey=True)
+for index, (axis, (name, trace)) in enumerate(zip(axes, paths.items())):
+    axis.contour(grid_x, grid_y, levels, levels=25, cmap="Greys", linewidths=0.6)
+    axis.plot(trace[:, 0], trace[:, 1], ".-", color=f"C{index}", markersize=2, linewidth=1)
+    axis.plot([1], [1], "r*", markersize=12)
+    axis.set(
+        xlim=(-2, 2), ylim=(-1, 3), title=f"{name}\nf = {rosenbrock(*trace[-1]):.4f} after {args.path_steps} steps"
     )
-axis.plot([1], [1], "r*", markersize=12)
-axis.set(xlim=(-2, 2), ylim=(-1, 3), title=f"{args.path_steps} steps from (-1.5, 2) on Rosenbrock's valley")
-axis.legend(fontsize=8, loc="lower right")
 save_figure(figure, args.output_dir, "optimizer_paths.png")
 
 """
