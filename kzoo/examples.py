@@ -153,17 +153,17 @@ def _figures(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".pdf", ".svg"})
 
 
-def example_parser(docstring: str, **defaults: Any) -> argparse.ArgumentParser:
+def example_parser(docstring: str, output_dir: str | None = None) -> argparse.ArgumentParser:
     """An argument parser with the contract's ``--output-dir`` and ``--quick``.
 
     Args:
         docstring: The example's ``__doc__``; its ``Description`` becomes the help text.
-        **defaults: ``output_dir`` (default ``runs/<script name>``).
+        output_dir: Default of ``--output-dir``; ``runs/<script name>`` when ``None``.
     """
-    example_fields = parse_header_text(docstring)
-    script = Path(sys.argv[0]).stem
-    parser = argparse.ArgumentParser(description=example_fields.get("Description"))
-    parser.add_argument("--output-dir", default=defaults.get("output_dir", f"runs/{script}"), help="figures go here")
+    description = parse_header_text(docstring).get("Description")
+    default = output_dir or f"runs/{Path(sys.argv[0]).stem}"
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--output-dir", default=default, help="figures go here")
     parser.add_argument("--quick", action="store_true", help="a few-second smoke run (what CI runs)")
     return parser
 
