@@ -4,6 +4,8 @@ Description: kzoo.data.image_folder + kzoo.finetune on a folder of class-named s
 Model: resnet18 (or any registered classifier; pretrained when its weights are available)
 Data: your folder (`--folder photos/`), or a demo folder of crops cut from scikit-learn's two sample photos.
 Runtime: about 2 minutes on 2 CPU cores with the demo folder (`--quick`: seconds).
+Tags: classification, fine-tuning, resnet, tensorboard, image folder
+Figure: finetune_curves.png
 
 ## What this shows
 
@@ -30,10 +32,12 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
 import kzoo
+from kzoo.examples import save_figure
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[2])
 parser.add_argument("--folder", default=None, help="folder/<class>/<images>; default: a demo folder")
@@ -44,6 +48,7 @@ parser.add_argument("--epochs", type=int, default=10)
 parser.add_argument("--quick", action="store_true", help="smoke run: 2 epochs on 32x32 inputs, 20 crops a class")
 parser.add_argument("--strategy", default=None, help="head/full/two-phase; default two-phase if pretrained, else full")
 parser.add_argument("--log-dir", default=None, help="a new run directory; default a fresh temporary one")
+parser.add_argument("--output-dir", default="runs/finetune_resnet_folder", help="the figure goes here")
 args = parser.parse_args()
 if args.quick:
     args.size, args.epochs = 32, 2
@@ -91,3 +96,11 @@ result = kzoo.finetune(model, data, epochs=args.epochs, strategy=strategy, log_d
 accuracy = max(result.history["val_accuracy"])
 print(f"best validation accuracy {accuracy:.3f} (epoch {result.best_epoch}); run directory {result.log_dir}")
 print(f"tensorboard --logdir {result.log_dir / 'tensorboard'}")
+
+figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+for axis, metric in zip(axes, ("loss", "accuracy")):
+    axis.plot(result.epochs, result.history[metric], "--", label=f"training {metric}")
+    axis.plot(result.epochs, result.history[f"val_{metric}"], "-", label=f"validation {metric}")
+    axis.set(xlabel="epoch", title=f"{args.model} on {len(classes)} classes: {metric}")
+    axis.legend()
+save_figure(figure, args.output_dir, "finetune_curves.png")

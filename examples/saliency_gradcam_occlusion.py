@@ -3,7 +3,9 @@ Title: What does the network look at? Saliency, Grad-CAM and occlusion maps
 Description: Three ways to explain a classifier's decision, on real images and real pretrained weights.
 Model: lenet5 (pretrained `mnist`) on handwritten digits; vgg16 (ImageNet) on photos when its weights are cached.
 Data: scikit-learn's UCI digits; scikit-learn's sample photos (china.jpg, flower.jpg) for `--model vgg16`.
-Runtime: under a minute on 2 CPU cores for lenet5.
+Runtime: under a minute on 2 CPU cores for lenet5 (`--quick`: 2 digits, seconds).
+Tags: classification, explainability, saliency, grad-cam, lenet5, uci digits
+Figure: lenet5_saliency_gradcam_occlusion.png
 
 ## What this shows
 
@@ -39,7 +41,10 @@ parser.add_argument("--layer", default=None, help="convolution for Grad-CAM (def
 parser.add_argument("--count", type=int, default=6, help="digits to explain (lenet5)")
 parser.add_argument("--patch", type=int, default=None, help="occlusion patch side (default: image side / 7)")
 parser.add_argument("--output-dir", default="runs/explain")
+parser.add_argument("--quick", action="store_true", help="explain 2 digits only (lenet5)")
 args = parser.parse_args()
+if args.quick:
+    args.count = 2
 output_dir = Path(args.output_dir)
 output_dir.mkdir(parents=True, exist_ok=True)
 

@@ -4,6 +4,9 @@ Description: Train LeNet-5 on the 60,000 MNIST training digits and measure it on
 Model: lenet5
 Data: MNIST from the shared data directory (`KZOO_DATA_DIR`, default `../shared/data`).
 Runtime: about 2 minutes of training on 2 CPU cores with the default flags; `--quick` takes under a minute.
+Tags: classification, cnn, lenet5, mnist, recipe
+Figure: lenet5_mnist_training.png
+Shared-data: mnist
 
 ## What this shows
 
@@ -30,10 +33,13 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
+import matplotlib.pyplot as plt
+import numpy as np
 import tensorflow as tf
 
 import kzoo
 from kzoo import weights as kzoo_weights
+from kzoo.examples import save_figure
 
 """
 ## Settings
@@ -131,6 +137,26 @@ summary = {
 }
 (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
 print(f"wrote {weights_path}")
+
+# The figure: learning curves, and the test digits the model gets wrong.
+figure, axes = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 1.3]})
+for key, style in (("accuracy", "--"), ("val_accuracy", "-")):
+    axes[0].plot(range(1, args.epochs + 1), history.history[key], style, label=key.replace("_", " "))
+axes[0].set(xlabel="epoch", ylabel="accuracy", title=f"LeNet-5 on MNIST: test accuracy {test_accuracy:.4f}")
+axes[0].legend()
+predictions = model.predict(x_test, batch_size=1000, verbose=0).argmax(-1)
+wrong = np.flatnonzero(predictions != y_test)[:24]
+mosaic = np.ones((4 * 30, 6 * 30))
+for position, index in enumerate(wrong):
+    row, column = divmod(position, 6)
+    mosaic[row * 30 + 1 : row * 30 + 29, column * 30 + 1 : column * 30 + 29] = 1 - x_test[index, ..., 0]
+axes[1].imshow(mosaic, cmap="gray")
+axes[1].set_title(f"first {len(wrong)} of {len(np.flatnonzero(predictions != y_test))} test errors", fontsize=10)
+axes[1].axis("off")
+for position, index in enumerate(wrong):
+    row, column = divmod(position, 6)
+    axes[1].text(column * 30 + 2, row * 30 + 8, f"{predictions[index]}/{y_test[index]}", color="red", fontsize=7)
+save_figure(figure, output_dir, "lenet5_mnist_training.png")
 
 """
 ## Publishing (maintainers)

@@ -1,4 +1,4 @@
-"""The ``kzoo`` command: ``list``, ``info``, ``download`` and ``demo``."""
+"""The ``kzoo`` command: ``list``, ``info``, ``download``, ``finetune``, ``demo`` and ``examples``."""
 
 from __future__ import annotations
 
@@ -150,6 +150,34 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     return 0 if not result.stopped_on_nan else 3
 
 
+def _cmd_examples(args: argparse.Namespace) -> int:
+    from kzoo import examples
+
+    if args.action == "show":
+        print(examples.get_example(args.name).path.read_text(encoding="utf-8"), end="")
+        return 0
+    if args.action == "run":
+        code, output_dir, figures = examples.run_example(
+            args.name, quick=args.quick, output_dir=args.output_dir, extra_args=args.script_args
+        )
+        if code:
+            print(f"kzoo: example {args.name!r} failed with exit code {code}", file=sys.stderr)
+            return code
+        print(f"{len(figures)} figure(s) written to {output_dir}" + "".join(f"\n  {path}" for path in figures))
+        return 0
+    found = [e for e in examples.discover() if not args.tag or args.tag.lower() in (t.lower() for t in e.tags)]
+    if not found:
+        print(f"no examples tagged {args.tag!r}", file=sys.stderr)
+        return 1
+    width = max(len(example.name) for example in found)
+    for example in found:
+        print(f"{example.name:<{width}}  {example.description}")
+        details = f"tags: {', '.join(example.tags) or '-'}; runtime: {example.fields.get('Runtime', '-')}"
+        print(f"{'':<{width}}  {details}")
+    print(f"\n{len(found)} examples in {examples.examples_dir()}; `kzoo examples show NAME`, `kzoo examples run NAME`")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kzoo import __version__
 
@@ -191,6 +219,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--show", type=int, default=6, help="how many digits to draw (0 for none)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_cmd_demo)
+
+    gallery = commands.add_parser("examples", help="list, show and run the examples gallery")
+    gallery.add_argument("--tag", default=None, help="list only examples with this tag")
+    gallery.set_defaults(run=_cmd_examples, action="list")
+    actions = gallery.add_subparsers(dest="action")
+    actions.add_parser("list", help="list every example (the default)")
+    show = actions.add_parser("show", help="print an example's source")
+    show.add_argument("name")
+    start = actions.add_parser("run", help="run an example; say where its figures went")
+    start.add_argument("name")
+    start.add_argument("--quick", action="store_true", help="the few-second smoke mode")
+    start.add_argument("--output-dir", default=None, help="default: runs/examples/NAME")
+    start.usage = "kzoo examples run [-h] [--quick] [--output-dir OUTPUT_DIR] name [-- SCRIPT ARGUMENTS ...]"
     return parser
 
 
@@ -198,7 +239,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kzoo`` console script."""
     from kzoo.errors import KzooError
 
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Everything after `--` goes to the example script of `kzoo examples run` (argparse would mix them up).
+    script_args = argv[argv.index("--") + 1 :] if "--" in argv else []
+    parser = build_parser()
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    if script_args and getattr(args, "action", None) != "run":
+        parser.error(f"arguments after -- go to `kzoo examples run NAME -- ...`; received {script_args}")
+    args.script_args = script_args
     try:
         return args.run(args)
     except KzooError as error:

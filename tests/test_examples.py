@@ -1,0 +1,83 @@
+"""The examples gallery: every example keeps the contract and runs in quick mode, through `kzoo examples`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import kzoo
+from kzoo import errors
+from kzoo import examples as gallery
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = gallery.discover(REPO / "examples")
+
+
+def kzoo_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "Agg"}
+    return subprocess.run(
+        [sys.executable, "-m", "kzoo.cli", *args], capture_output=True, text=True, timeout=timeout, env=environment
+    )
+
+
+def test_the_gallery_is_discovered_from_the_files():
+    names = [example.name for example in EXAMPLES]
+    assert names == sorted(path.stem for path in (REPO / "examples").glob("*.py"))
+    assert {"mlp_playground_2d", "adversarial_examples", "dann_mnist_to_uci_digits", "train_lenet5_mnist"} <= set(names)
+    assert [example.name for example in gallery.discover()] == names  # the checkout's folder, from kzoo itself
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda example: example.name)
+def test_example_keeps_the_contract(example):
+    assert example.missing_fields() == [], f"{example.path.name}: header lacks {example.missing_fields()}"
+    source = example.path.read_text()
+    assert len(source.splitlines()) < gallery.MAX_LINES
+    assert "--quick" in source or "example_parser(" in source
+    assert "--output-dir" in source or "example_parser(" in source
+    assert example.figure.endswith(".png") and example.tags
+    if example.shared_data:  # the header says which shared data it needs, and where it is looked for
+        assert "shared data directory" in example.fields["Data"]
+
+
+def test_header_parsing_and_errors(tmp_path):
+    (tmp_path / "toy.py").write_text('"""\nTitle: T\nDescription: D\nTags: a, b\nShared-data: mnist\n\n## Body\n"""\n')
+    toy = gallery.get_example("toy.py", tmp_path)
+    assert (toy.title, toy.description, toy.tags, toy.shared_data) == ("T", "D", ["a", "b"], ["mnist"])
+    assert toy.body == "## Body" and toy.missing_fields() == ["Model", "Data", "Runtime", "Figure"]
+    with pytest.raises(errors.InvalidArgumentError, match=r"expected one of \['toy'\], received 'tyo'.*'toy'"):
+        gallery.get_example("tyo", tmp_path)
+
+
+def test_cli_lists_shows_and_rejects(tmp_path):
+    listing = kzoo_cli("examples")
+    assert listing.returncode == 0, listing.stderr
+    for example in EXAMPLES:
+        assert f"{example.name}  " in listing.stdout and example.description in listing.stdout
+    tagged = kzoo_cli("examples", "--tag", "mnist")
+    assert tagged.returncode == 0 and "train_lenet5_mnist" in tagged.stdout and "double_descent" not in tagged.stdout
+    shown = kzoo_cli("examples", "show", "double_descent")
+    assert shown.returncode == 0 and shown.stdout == (REPO / "examples" / "double_descent.py").read_text()
+    passed_on = kzoo_cli("examples", "run", "double_descent", "--output-dir", str(tmp_path), "--", "--bogus")
+    assert passed_on.returncode == 2 and "unrecognized arguments: --bogus" in passed_on.stderr  # the script's argparse
+    unknown = kzoo_cli("examples", "run", "adversarial")
+    assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
+    assert "received 'adversarial'" in unknown.stderr and "did you mean 'adversarial_examples'" in unknown.stderr
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda example: example.name)
+def test_example_runs_in_quick_mode_and_writes_its_figure(example, tmp_path):
+    missing = [name for name in example.shared_data if not kzoo.data.has_data(name)]
+    if missing:
+        pytest.skip(f"shared dataset(s) {missing} not found under {kzoo.data.data_dir()} (set KZOO_DATA_DIR)")
+    result = kzoo_cli("examples", "run", example.name, "--quick", "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    figure = tmp_path / "out" / example.figure
+    assert f"figure(s) written to {tmp_path / 'out'}\n" in result.stdout  # the command says where they went
+    assert f"\n  {figure}\n" in result.stdout
+    with Image.open(figure) as image:
+        assert image.format == "PNG" and min(image.size) >= 100
