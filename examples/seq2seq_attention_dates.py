@@ -40,10 +40,10 @@ parser.add_argument("--units", type=int, default=64)
 parser.add_argument("--batch-size", type=int, default=64)
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--output-dir", default="runs/seq2seq_dates")
-parser.add_argument("--quick", action="store_true", help="2,048 examples, 2 epochs")
+parser.add_argument("--quick", action="store_true", help="2,048 examples, 1 epoch")
 args = parser.parse_args()
 if args.quick:
-    args.examples, args.epochs = 2048, 2
+    args.examples, args.epochs = 2048, 1
 keras.utils.set_random_seed(args.seed)
 output_dir = Path(args.output_dir)
 output_dir.mkdir(parents=True, exist_ok=True)

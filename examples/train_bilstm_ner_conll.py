@@ -75,12 +75,15 @@ def load(split, limit=None):
 train_sentences, train_tags = load("train", 1000 if args.quick else None)
 dev_sentences, dev_tags = load("testa", 300 if args.quick else None)
 test_sentences, test_tags = load("testb", 300 if args.quick else None)
-lengths = (64,) if args.quick else kzoo.text.DEFAULT_LENGTHS  # one length compiles once in a smoke run
+lengths = (128,) if args.quick else kzoo.text.DEFAULT_LENGTHS  # one length compiles once in a smoke run
 train = kzoo.text.tagging_datasets(
     train_sentences, train_tags, features=features, batch_size=args.batch_size, lengths=lengths
 )
-dev = kzoo.text.tagging_datasets(dev_sentences, dev_tags, features=features, batch_size=128, shuffle=False)
-test = kzoo.text.tagging_datasets(test_sentences, test_tags, features=features, batch_size=128, shuffle=False)
+evaluation = {"features": features, "batch_size": 128, "shuffle": False, "lengths": kzoo.text.DEFAULT_LENGTHS}
+if args.quick:
+    evaluation["lengths"] = (128,)
+dev = kzoo.text.tagging_datasets(dev_sentences, dev_tags, **evaluation)
+test = kzoo.text.tagging_datasets(test_sentences, test_tags, **evaluation)
 print(f"{len(train_sentences)} training sentences")
 
 """

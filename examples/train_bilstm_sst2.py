@@ -89,9 +89,13 @@ print(f"held out {len(val_idx)} long phrases and {len(texts) - len(train_idx) - 
 
 vectorizer = kzoo.text.vectorizer(train_texts, max_tokens=args.max_tokens)
 vocab_size = vectorizer.vocabulary_size()
-train = kzoo.text.text_datasets(train_texts, train_labels, vectorizer=vectorizer, batch_size=args.batch_size)
-validation = kzoo.text.text_datasets(val_texts, val_labels, vectorizer=vectorizer, batch_size=256, shuffle=False)
-dev = kzoo.text.text_datasets(dev_texts, dev_labels, vectorizer=vectorizer, batch_size=256, shuffle=False)
+lengths = (128,) if args.quick else kzoo.text.DEFAULT_LENGTHS  # a smoke run compiles one shape
+train = kzoo.text.text_datasets(
+    train_texts, train_labels, vectorizer=vectorizer, batch_size=args.batch_size, lengths=lengths
+)
+evaluation = {"vectorizer": vectorizer, "batch_size": 256, "shuffle": False, "lengths": lengths}
+validation = kzoo.text.text_datasets(val_texts, val_labels, **evaluation)
+dev = kzoo.text.text_datasets(dev_texts, dev_labels, **evaluation)
 print(f"{len(train_texts)} training phrases, vocabulary of {vocab_size} tokens")
 
 """
