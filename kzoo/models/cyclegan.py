@@ -225,9 +225,11 @@ for _name, _builder, _description, _test_kwargs in (
             stem_layer="c1_conv" if _name.startswith("patchgan") else "stem_conv",
             example=(
                 "import kzoo\n"
-                "from kzoo.generative import CycleGAN\n"
-                "g = kzoo.get('cyclegan_generator_resnet6', input_shape=(32, 32, 1), base_filters=16)\n"
-                "..."
+                "from kzoo.generative import to_unit_range\n"
+                "to_mnist = kzoo.get('cyclegan_generator_resnet6', pretrained='uci_to_mnist')  # 28x28, [-1, 1]\n"
+                "images, _ = kzoo.data.load_uci_digits()\n"
+                "mnist_style = to_unit_range(to_mnist.predict(images[..., None] / 127.5 - 1.0))\n"
+                "# training: examples/train_cyclegan_digits.py (kzoo.generative.CycleGAN)"
             ),
         )
     )

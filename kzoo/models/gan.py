@@ -299,10 +299,11 @@ for _name, _builder, _paper, _description, _test_kwargs, _conditional in (
             example=(
                 "import kzoo\n"
                 "from kzoo.generative import GAN\n"
+                "images, labels = kzoo.data.load_mnist('train')\n"
                 f"gan = GAN(kzoo.get('{_name.split('_')[0]}_generator'), "
                 f"kzoo.get('{_name.split('_')[0]}_discriminator'))\n"
                 "gan.compile()\n"
-                "gan.fit(dataset_of_images_in_minus1_to_1, epochs=5)"
+                f"gan.fit(images[..., None] / 127.5 - 1.0{', labels' if _conditional else ''}, batch_size=128)"
             ),
         )
     )
