@@ -176,7 +176,10 @@ else:
         axis.imshow(generative.image_grid(row, columns=10, value_range="unit")[..., 0], cmap="gray")
         axis.set_title(title, fontsize=9)
         axis.axis("off")
-figure.suptitle(f"{args.model} on MNIST: test reconstruction BCE {metrics['test_reconstruction_bce']:.4f}")
+title = f"{args.model} on MNIST: test reconstruction BCE {metrics['test_reconstruction_bce']:.4f}"
+if noise_stddev:
+    title += f", noisy -> clean BCE {metrics['test_denoising_bce']:.4f}"
+figure.suptitle(title)
 figure.tight_layout()
 figure.savefig(figure_path, dpi=100)
 print(f"wrote {figure_path}")
