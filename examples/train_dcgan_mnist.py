@@ -129,10 +129,7 @@ lenet = kzoo.get("lenet5", pretrained=True)
 
 def lenet_score(images_unit: np.ndarray) -> float:
     logits = lenet.predict(images_unit, batch_size=1000, verbose=0)
-    probabilities = keras.ops.convert_to_numpy(keras.ops.softmax(logits))
-    marginal = probabilities.mean(axis=0, keepdims=True)
-    kl = (probabilities * (np.log(probabilities + 1e-12) - np.log(marginal + 1e-12))).sum(axis=1)
-    return float(np.exp(kl.mean()))
+    return generative.classifier_score(keras.ops.convert_to_numpy(keras.ops.softmax(logits)))
 
 
 count = 2000 if args.quick else 10000

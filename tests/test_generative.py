@@ -116,6 +116,17 @@ def test_gan_losses_match_hand_computed_values():
     assert float(generative.generator_loss(fake)) == pytest.approx(expected_generator, 1e-5)
 
 
+def test_classifier_score_matches_hand_computed_values():
+    assert generative.classifier_score(np.eye(10)) == pytest.approx(10.0)  # certain, all classes used
+    assert generative.classifier_score(np.tile([[1.0, 0.0]], (5, 1))) == pytest.approx(1.0)  # one class
+    assert generative.classifier_score(np.full((4, 3), 1 / 3)) == pytest.approx(1.0)  # unsure
+    # Two images, p = (0.5, 0.5) and (1, 0): marginal (0.75, 0.25).
+    kl_first = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
+    kl_second = math.log(1 / 0.75)
+    score = generative.classifier_score([[0.5, 0.5], [1.0, 0.0]])
+    assert score == pytest.approx(math.exp((kl_first + kl_second) / 2), rel=1e-6)
+
+
 def test_least_squares_cycle_and_kl_losses_match_hand_computed_values():
     real, fake = np.array([1.0, 0.0, 2.0], "float32"), np.array([0.5, -1.0], "float32")
     # ((0 + 1 + 1) / 3 + (0.25 + 1) / 2) / 2
@@ -352,3 +363,17 @@ def test_shipped_cyclegan_reaches_its_recorded_lenet5_accuracy(monkeypatch):
     logits = lenet.predict(generative.to_unit_range(translated), verbose=0)
     accuracy = float((logits.argmax(axis=-1) == labels[-797:]).mean())
     assert accuracy == pytest.approx(record.metrics["lenet5_accuracy_uci_translated_to_mnist"], abs=2e-3)
+
+
+def test_shipped_dcgan_reaches_its_recorded_lenet5_score(monkeypatch):
+    if not kzoo.list_models("dcgan_generator", pretrained=True):
+        pytest.skip("dcgan_generator has no shipped weights")
+    monkeypatch.setenv("KZOO_OFFLINE", "1")
+    generator = kzoo.get("dcgan_generator", pretrained=True)
+    record = _record(generator)
+    # The recipe's scoring: 10,000 digits from N(0, I) noise (seed 1), read by the pretrained LeNet-5.
+    noise = np.random.default_rng(1).standard_normal((10000, generator.inputs[0].shape[-1])).astype("float32")
+    images = generative.to_unit_range(generator.predict(noise, batch_size=1000, verbose=0))
+    logits = kzoo.get("lenet5", pretrained=True).predict(images, batch_size=1000, verbose=0)
+    score = generative.classifier_score(_numpy(keras.ops.softmax(logits)))
+    assert score == pytest.approx(record.metrics["lenet5_score"], abs=0.01)
