@@ -36,7 +36,7 @@ import keras
 from keras import ops
 
 from kzoo.errors import InvalidArgumentError, expected_received
-from kzoo.models._vision import check_vision_args
+from kzoo.models._vision import check_image_shape
 from kzoo.registry import ModelSpec, register_model
 
 PAPER_AE = "Hinton & Salakhutdinov 2006, Reducing the dimensionality of data with neural networks, Science 313"
@@ -101,31 +101,6 @@ def _check_positive_ints(model: str, argument: str, values: Any, allow_empty: bo
     if not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
         raise InvalidArgumentError(expected_received(f"{model}: {argument}", "a tuple of positive ints", values))
     return tuple(values)
-
-
-def check_image_shape(model: str, input_shape: Any, default: tuple[int, int, int], multiple: int = 1) -> tuple:
-    """Validates an ``(height, width, channels)`` shape whose sides are multiples of ``multiple``."""
-    # The shape checks every vision builder shares; the classifier arguments are neutral here.
-    input_shape = check_vision_args(
-        model=model,
-        input_shape=input_shape,
-        default_input_shape=default,
-        num_classes=1,
-        include_top=True,
-        pooling=None,
-        classifier_activation=None,
-    )
-    if input_shape[0] % multiple or input_shape[1] % multiple:
-        nearest = max(multiple, round(input_shape[0] / multiple) * multiple)
-        raise InvalidArgumentError(
-            expected_received(
-                f"{model}: input_shape",
-                f"height and width divisible by {multiple} (each stride-2 stage halves them)",
-                tuple(input_shape),
-                f"Resize or pad your images, e.g. to {nearest}x{nearest}.",
-            )
-        )
-    return tuple(input_shape)
 
 
 def _dense_stack(x: Any, units: tuple[int, ...], prefix: str) -> Any:

@@ -25,7 +25,7 @@ import keras
 
 from kzoo.errors import InvalidArgumentError, expected_received
 from kzoo.layers.padding import ReflectionPadding2D
-from kzoo.models.autoencoders import check_image_shape
+from kzoo.models._vision import check_image_shape
 from kzoo.registry import ModelSpec, register_model
 
 PAPER = (

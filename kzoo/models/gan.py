@@ -33,7 +33,7 @@ import keras
 import numpy as np
 
 from kzoo.errors import InvalidArgumentError, expected_received
-from kzoo.models.autoencoders import check_image_shape
+from kzoo.models._vision import check_image_shape
 from kzoo.registry import ModelSpec, register_model
 
 PAPER_DCGAN = (
