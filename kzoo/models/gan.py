@@ -146,9 +146,10 @@ def dcgan_generator(
         name: Model name.
 
     Example:
-        >>> import kzoo, keras
-        >>> generator = kzoo.get("dcgan_generator", pretrained=True)   # MNIST digits
-        >>> images = generator.predict(keras.random.normal((16, 100)))
+        >>> import kzoo, numpy as np
+        >>> generator = kzoo.get("dcgan_generator", pretrained=True)   # MNIST digits, latent_dim=64
+        >>> noise = np.random.default_rng(0).standard_normal((16, generator.input_shape[-1]))
+        >>> images = generator.predict(noise)                           # in [-1, 1]
 
     Reference: Radford, Metz & Chintala 2016.
     """
