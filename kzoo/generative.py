@@ -135,18 +135,48 @@ def _default_optimizer(learning_rate: Any = 2e-4) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(learning_rate, beta_1=0.5)
 
 
-def _set_optimizers(
-    model: keras.Model,
-    generator_optimizer: Any,
-    discriminator_optimizer: Any,
-    generator_variables: list,
-    discriminator_variables: list,
-) -> None:
-    """Attaches (and builds) the generator and discriminator optimizers of a GAN-like model."""
-    model.generator_optimizer = generator_optimizer or _default_optimizer()
-    model.discriminator_optimizer = discriminator_optimizer or _default_optimizer()
-    model.generator_optimizer.build(generator_variables)
-    model.discriminator_optimizer.build(discriminator_variables)
+class _AdversarialModel(keras.Model):
+    """What GAN and CycleGAN share: one optimizer for the generator side, one for the discriminator side.
+
+    Subclasses define ``_generator_variables`` and ``_discriminator_variables``. The two
+    optimizers are part of the compile configuration, so a ``.keras`` file reloads compiled
+    and training resumes with the saved optimizer state.
+    """
+
+    def compile(
+        self,
+        generator_optimizer: keras.optimizers.Optimizer | None = None,
+        discriminator_optimizer: keras.optimizers.Optimizer | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Sets the two optimizers (default: Adam(2e-4, beta_1=0.5) each); ``kwargs`` go to ``Model.compile``."""
+        super().compile(**kwargs)
+        self.generator_optimizer = generator_optimizer or _default_optimizer()
+        self.discriminator_optimizer = discriminator_optimizer or _default_optimizer()
+        self.generator_optimizer.build(self._generator_variables())
+        self.discriminator_optimizer.build(self._discriminator_variables())
+        self._adversarial_compile_kwargs = kwargs
+
+    def get_compile_config(self) -> dict | None:
+        if not getattr(self, "compiled", False):
+            return None
+        return {
+            "generator_optimizer": keras.saving.serialize_keras_object(self.generator_optimizer),
+            "discriminator_optimizer": keras.saving.serialize_keras_object(self.discriminator_optimizer),
+            **{k: v for k, v in self._adversarial_compile_kwargs.items() if k in ("jit_compile", "run_eagerly")},
+        }
+
+    def compile_from_config(self, config: dict) -> None:
+        config = dict(config)
+        for key in ("generator_optimizer", "discriminator_optimizer"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        self.compile(**config)
+
+    def _generator_variables(self) -> list:
+        raise NotImplementedError
+
+    def _discriminator_variables(self) -> list:
+        raise NotImplementedError
 
 
 def _serialize(model: keras.Model) -> dict:
@@ -159,7 +189,7 @@ def _serialize(model: keras.Model) -> dict:
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class GAN(keras.Model):
+class GAN(_AdversarialModel):
     """A GAN (Goodfellow et al. 2014) or conditional GAN, trained with ``fit``.
 
     ``fit`` takes real images in [-1, 1] (for a conditional GAN, ``(images, labels)``
@@ -234,21 +264,11 @@ class GAN(keras.Model):
         """Standard-normal latent vectors ``(count, latent_dim)`` (fixed by ``seed``)."""
         return np.random.default_rng(seed).standard_normal((count, self.latent_dim)).astype("float32")
 
-    def compile(
-        self,
-        generator_optimizer: keras.optimizers.Optimizer | None = None,
-        discriminator_optimizer: keras.optimizers.Optimizer | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """Sets one optimizer per network (default: Adam(2e-4, beta_1=0.5) each)."""
-        super().compile(**kwargs)
-        _set_optimizers(
-            self,
-            generator_optimizer,
-            discriminator_optimizer,
-            self.generator.trainable_variables,
-            self.discriminator.trainable_variables,
-        )
+    def _generator_variables(self) -> list:
+        return self.generator.trainable_variables
+
+    def _discriminator_variables(self) -> list:
+        return self.discriminator.trainable_variables
 
     @property
     def metrics(self) -> list:
@@ -286,7 +306,7 @@ class GAN(keras.Model):
             fake_logits = self.discriminator(self._judge(fakes, labels), training=True)
             return discriminator_loss(real_logits, fake_logits, self.label_smoothing), None
 
-        loss, _ = _minimize(loss_fn, self.discriminator.trainable_variables, self.discriminator_optimizer)
+        loss, _ = _minimize(loss_fn, self._discriminator_variables(), self.discriminator_optimizer)
         return loss
 
     def generator_step(self, batch_size: Any, labels: Any = None) -> Any:
@@ -298,7 +318,7 @@ class GAN(keras.Model):
             fakes = self.generator(latent, training=True)
             return generator_loss(_frozen_call(self.discriminator, self._judge(fakes, labels))), None
 
-        loss, _ = _minimize(loss_fn, self.generator.trainable_variables, self.generator_optimizer)
+        loss, _ = _minimize(loss_fn, self._generator_variables(), self.generator_optimizer)
         return loss
 
     def train_step(self, data: Any) -> dict:
@@ -444,7 +464,7 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class CycleGAN(keras.Model):
+class CycleGAN(_AdversarialModel):
     """CycleGAN (Zhu et al. 2017): unpaired translation between domains X and Y, trained with ``fit``.
 
     ``fit`` takes ``(x_batch, y_batch)`` pairs of unrelated images in [-1, 1] (see
@@ -543,22 +563,6 @@ class CycleGAN(keras.Model):
 
     def call(self, inputs: Any, training: bool = False) -> Any:
         return self.generator_g(inputs, training=training)
-
-    def compile(
-        self,
-        generator_optimizer: keras.optimizers.Optimizer | None = None,
-        discriminator_optimizer: keras.optimizers.Optimizer | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """One optimizer for both generators, one for both discriminators (default Adam(2e-4, beta_1=0.5))."""
-        super().compile(**kwargs)
-        _set_optimizers(
-            self,
-            generator_optimizer,
-            discriminator_optimizer,
-            self._generator_variables(),
-            self._discriminator_variables(),
-        )
 
     def _generator_variables(self) -> list:
         return self.generator_g.trainable_variables + self.generator_f.trainable_variables
