@@ -18,7 +18,7 @@ __version__ = "0.1.0"
 
 # TensorFlow-only modules load on first use, so `import kzoo` also works on the JAX backend
 # on machines without TensorFlow.
-_LAZY_MODULES = ("callbacks", "hub")
+_LAZY_MODULES = ("callbacks", "generative", "hub")
 
 
 def __getattr__(name: str):
@@ -38,6 +38,7 @@ __all__ = [
     "feature_extractor",
     "finetune",
     "freeze",
+    "generative",
     "get",
     "hub",
     "info",

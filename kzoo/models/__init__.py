@@ -1,3 +1,16 @@
 """Model families. Importing this package registers every variant, one family file at a time."""
 
-from kzoo.models import alexnet, imagenet_weights, lenet, resnet, rnn, seq2seq, unet, vgg, word2vec  # noqa: F401
+from kzoo.models import (  # noqa: F401
+    alexnet,
+    autoencoders,
+    cyclegan,
+    gan,
+    imagenet_weights,
+    lenet,
+    resnet,
+    rnn,
+    seq2seq,
+    unet,
+    vgg,
+    word2vec,
+)

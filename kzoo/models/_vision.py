@@ -93,3 +93,28 @@ def global_pooling(x: Any, pooling: str | None, name: str = "pool") -> Any:
 def classifier(x: Any, *, num_classes: int, classifier_activation: Any, name: str = "predictions") -> Any:
     """The final dense layer. It computes in float32 so outputs stay float32 under mixed precision."""
     return keras.layers.Dense(num_classes, activation=classifier_activation, dtype="float32", name=name)(x)
+
+
+def check_image_shape(model: str, input_shape: Any, default: tuple[int, int, int], multiple: int = 1) -> tuple:
+    """Validates an ``(height, width, channels)`` shape whose sides are multiples of ``multiple``."""
+    # The shape checks every vision builder shares; the classifier arguments are neutral here.
+    input_shape = check_vision_args(
+        model=model,
+        input_shape=input_shape,
+        default_input_shape=default,
+        num_classes=1,
+        include_top=True,
+        pooling=None,
+        classifier_activation=None,
+    )
+    if input_shape[0] % multiple or input_shape[1] % multiple:
+        nearest = max(multiple, round(input_shape[0] / multiple) * multiple)
+        raise InvalidArgumentError(
+            expected_received(
+                f"{model}: input_shape",
+                f"height and width divisible by {multiple} (each stride-2 stage halves them)",
+                tuple(input_shape),
+                f"Resize or pad your images, e.g. to {nearest}x{nearest}.",
+            )
+        )
+    return tuple(input_shape)

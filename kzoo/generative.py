@@ -1,0 +1,842 @@
+"""Training and tools for the generative models: GAN, conditional GAN, CycleGAN, latent spaces.
+
+- :class:`GAN` trains any generator/discriminator pair from the registry (``dcgan_*``,
+  ``cgan_*``) with the standard non-saturating loss and one-sided label smoothing.
+- :class:`CycleGAN` trains two generators and two discriminators (``cyclegan_generator_*``,
+  ``patchgan_discriminator``) with the least-squares GAN loss, the cycle-consistency and
+  identity losses, and an :class:`ImagePool` of previously generated images; pair it with
+  :class:`LinearDecay` for the paper's learning-rate schedule and :func:`unpaired` for data.
+- :class:`GeneratedImages` logs an image grid of the model's outputs to TensorBoard after
+  every epoch (generator samples from fixed noise, or translations of fixed images).
+- :func:`classifier_score`: the Inception score with any classifier (kzoo scores MNIST
+  generators with its pretrained LeNet-5).
+- Latent-space tools for the autoencoders: :func:`encoder_decoder`, :func:`encode`,
+  :func:`project_2d`, :func:`interpolate`, :func:`sample`, :func:`latent_grid`.
+
+Both wrappers are ``keras.Model`` subclasses with their own ``train_step``, so ``fit``,
+callbacks and ``.keras`` saving work unchanged. Model code uses ``keras.ops``; the one
+TensorFlow-specific piece is :func:`_minimize` (a ``tf.GradientTape``), so the train steps
+run on the TensorFlow backend only; a JAX version would replace that function with a
+``stateless_call`` + ``jax.grad`` step.
+
+Each train step is two halves, also callable on their own: ``discriminator_step`` updates
+only the discriminator(s) and ``generator_step`` only the generator(s). The network that a
+half does not train is run through ``stateless_call`` with its state changes discarded, so
+even its non-trainable state (batch-norm statistics, dropout seeds) stays untouched.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from kzoo.errors import InvalidArgumentError, expected_received
+
+# ---------------------------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------------------------
+
+
+def discriminator_loss(real_logits: Any, fake_logits: Any, label_smoothing: float = 0.0) -> Any:
+    """Binary cross-entropy of the discriminator: real images -> 1 - smoothing, fakes -> 0.
+
+    One-sided label smoothing (Salimans et al. 2016) lowers only the real targets; smoothing
+    the fake targets too would reward the generator for staying where it is.
+    """
+    real_targets = ops.full_like(real_logits, 1.0 - label_smoothing)
+    real = keras.losses.binary_crossentropy(real_targets, real_logits, from_logits=True)
+    fake = keras.losses.binary_crossentropy(ops.zeros_like(fake_logits), fake_logits, from_logits=True)
+    return ops.mean(real) + ops.mean(fake)
+
+
+def generator_loss(fake_logits: Any) -> Any:
+    """The non-saturating generator loss: binary cross-entropy of the fakes against 1."""
+    return ops.mean(keras.losses.binary_crossentropy(ops.ones_like(fake_logits), fake_logits, from_logits=True))
+
+
+def lsgan_discriminator_loss(real_outputs: Any, fake_outputs: Any) -> Any:
+    """Least-squares GAN loss of a discriminator, halved as in CycleGAN.
+
+    ``(mean((D(real) - 1)^2) + mean(D(fake)^2)) / 2``.
+    """
+    return 0.5 * (ops.mean(ops.square(real_outputs - 1.0)) + ops.mean(ops.square(fake_outputs)))
+
+
+def lsgan_generator_loss(fake_outputs: Any) -> Any:
+    """Least-squares GAN loss of a generator: ``mean((D(G(x)) - 1)^2)``."""
+    return ops.mean(ops.square(fake_outputs - 1.0))
+
+
+def l1_loss(a: Any, b: Any) -> Any:
+    """Mean absolute difference (CycleGAN's cycle-consistency and identity losses)."""
+    return ops.mean(ops.abs(ops.cast(a, "float32") - ops.cast(b, "float32")))
+
+
+def classifier_score(probabilities: Any) -> float:
+    """The Inception score computed with any classifier: ``exp(E_x KL(p(y|x) || p(y)))``.
+
+    ``probabilities`` are a classifier's class probabilities ``(N, K)`` for N generated
+    images. The score is K when every image is recognised with certainty and the classes are
+    used equally, and 1 when the classifier is unsure or every image has the same class
+    (Salimans et al. 2016; with a digit classifier instead of Inception for MNIST).
+    """
+    probabilities = np.asarray(probabilities, dtype="float64")
+    if probabilities.ndim != 2 or len(probabilities) < 1:
+        raise InvalidArgumentError(
+            expected_received("classifier_score: probabilities", "an (N, K) array", probabilities.shape)
+        )
+    marginal = probabilities.mean(axis=0, keepdims=True)
+    kl = (probabilities * (np.log(probabilities + 1e-12) - np.log(marginal + 1e-12))).sum(axis=1)
+    return float(np.exp(kl.mean()))
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared pieces of the train steps
+# ---------------------------------------------------------------------------------------------
+
+
+def _frozen_call(model: keras.Model, inputs: Any) -> Any:
+    """Runs ``model`` in training mode without changing any of its variables."""
+    outputs, _ = model.stateless_call(
+        [v.value for v in model.trainable_variables],
+        [v.value for v in model.non_trainable_variables],
+        inputs,
+        training=True,
+    )
+    return outputs
+
+
+def _minimize(loss_fn: Callable[[], tuple[Any, Any]], variables: list, optimizer: Any) -> tuple[Any, Any]:
+    """One optimizer step on ``variables``; ``loss_fn() -> (loss, extra)``. TensorFlow only."""
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss, extra = loss_fn()
+        scaled = optimizer.scale_loss(loss)  # loss scaling under mixed_float16; identity otherwise
+    gradients = tape.gradient(scaled, variables)
+    optimizer.apply(gradients, variables)
+    return loss, extra
+
+
+def _check_model(owner: str, argument: str, model: Any) -> None:
+    if not isinstance(model, keras.Model):
+        raise InvalidArgumentError(
+            expected_received(f"{owner}: {argument}", "a keras.Model (e.g. from kzoo.get)", type(model).__name__)
+        )
+
+
+def _default_optimizer(learning_rate: Any = 2e-4) -> keras.optimizers.Optimizer:
+    # Adam(2e-4, beta_1=0.5): the DCGAN paper's setting, also CycleGAN's.
+    return keras.optimizers.Adam(learning_rate, beta_1=0.5)
+
+
+class _AdversarialModel(keras.Model):
+    """What GAN and CycleGAN share: one optimizer for the generator side, one for the discriminator side.
+
+    Subclasses define ``_generator_variables`` and ``_discriminator_variables``. The two
+    optimizers are part of the compile configuration, so a ``.keras`` file reloads compiled
+    and training resumes with the saved optimizer state.
+    """
+
+    def compile(
+        self,
+        generator_optimizer: keras.optimizers.Optimizer | None = None,
+        discriminator_optimizer: keras.optimizers.Optimizer | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Sets the two optimizers (default: Adam(2e-4, beta_1=0.5) each); ``kwargs`` go to ``Model.compile``."""
+        super().compile(**kwargs)
+        self.generator_optimizer = generator_optimizer or _default_optimizer()
+        self.discriminator_optimizer = discriminator_optimizer or _default_optimizer()
+        self.generator_optimizer.build(self._generator_variables())
+        self.discriminator_optimizer.build(self._discriminator_variables())
+        self._adversarial_compile_kwargs = kwargs
+
+    def get_compile_config(self) -> dict | None:
+        if not getattr(self, "compiled", False):
+            return None
+        return {
+            "generator_optimizer": keras.saving.serialize_keras_object(self.generator_optimizer),
+            "discriminator_optimizer": keras.saving.serialize_keras_object(self.discriminator_optimizer),
+            **{k: v for k, v in self._adversarial_compile_kwargs.items() if k in ("jit_compile", "run_eagerly")},
+        }
+
+    def compile_from_config(self, config: dict) -> None:
+        config = dict(config)
+        for key in ("generator_optimizer", "discriminator_optimizer"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        self.compile(**config)
+
+    def _generator_variables(self) -> list:
+        raise NotImplementedError
+
+    def _discriminator_variables(self) -> list:
+        raise NotImplementedError
+
+
+def _serialize(model: keras.Model) -> dict:
+    return keras.saving.serialize_keras_object(model)
+
+
+# ---------------------------------------------------------------------------------------------
+# GAN and conditional GAN
+# ---------------------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class GAN(_AdversarialModel):
+    """A GAN (Goodfellow et al. 2014) or conditional GAN, trained with ``fit``.
+
+    ``fit`` takes real images in [-1, 1] (for a conditional GAN, ``(images, labels)``
+    pairs). Each step first updates the discriminator on a real and a generated batch,
+    then the generator with the non-saturating loss against the updated discriminator.
+    Calling the model generates: ``gan(noise)`` or ``gan([noise, labels])``.
+
+    Args:
+        generator: Noise (and label) -> image model, e.g. ``kzoo.get("dcgan_generator")``.
+        discriminator: Image (and label) -> one logit, e.g. ``kzoo.get("dcgan_discriminator")``.
+        label_smoothing: One-sided label smoothing of the real targets (0.1 -> 0.9).
+        seed: Seed of the noise drawn in each step.
+
+    Example:
+        >>> import kzoo
+        >>> from kzoo.generative import GAN, GeneratedImages
+        >>> gan = GAN(kzoo.get("dcgan_generator"), kzoo.get("dcgan_discriminator"))
+        >>> gan.compile()            # Adam(2e-4, beta_1=0.5) for both networks
+        >>> gan.fit(images, epochs=5, callbacks=[GeneratedImages(gan.noise(16), log_dir="runs/gan")])
+
+    Reference: Radford et al. 2016 (DCGAN), Mirza & Osindero 2014 (conditional GAN),
+    Salimans et al. 2016 (one-sided label smoothing).
+    """
+
+    def __init__(
+        self,
+        generator: keras.Model,
+        discriminator: keras.Model,
+        *,
+        label_smoothing: float = 0.1,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        _check_model("GAN", "generator", generator)
+        _check_model("GAN", "discriminator", discriminator)
+        if not isinstance(label_smoothing, (int, float)) or not 0.0 <= label_smoothing < 0.5:
+            raise InvalidArgumentError(
+                expected_received("GAN: label_smoothing", "a number in [0, 0.5)", label_smoothing)
+            )
+        self.conditional = len(generator.inputs) == 2
+        if self.conditional != (len(discriminator.inputs) == 2):
+            raise InvalidArgumentError(
+                expected_received(
+                    "GAN: discriminator",
+                    "a conditional discriminator ([image, label] inputs) for a conditional generator, and an "
+                    "unconditional one otherwise",
+                    f"{len(generator.inputs)} generator inputs and {len(discriminator.inputs)} discriminator inputs",
+                )
+            )
+        if tuple(generator.outputs[0].shape[1:]) != tuple(discriminator.inputs[0].shape[1:]):
+            raise InvalidArgumentError(
+                expected_received(
+                    "GAN: discriminator input shape",
+                    f"the generator's image shape {tuple(generator.outputs[0].shape[1:])}",
+                    tuple(discriminator.inputs[0].shape[1:]),
+                )
+            )
+        self.generator, self.discriminator = generator, discriminator
+        self.latent_dim = int(generator.inputs[0].shape[-1])
+        self.label_smoothing = float(label_smoothing)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.generator_loss_tracker = keras.metrics.Mean(name="generator_loss")
+        self.discriminator_loss_tracker = keras.metrics.Mean(name="discriminator_loss")
+        self.built = True  # the networks are built functional models
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        return self.generator(inputs, training=training)
+
+    def noise(self, count: int, seed: int | None = 0) -> np.ndarray:
+        """Standard-normal latent vectors ``(count, latent_dim)`` (fixed by ``seed``)."""
+        return np.random.default_rng(seed).standard_normal((count, self.latent_dim)).astype("float32")
+
+    def _generator_variables(self) -> list:
+        return self.generator.trainable_variables
+
+    def _discriminator_variables(self) -> list:
+        return self.discriminator.trainable_variables
+
+    @property
+    def metrics(self) -> list:
+        return [self.discriminator_loss_tracker, self.generator_loss_tracker]
+
+    def _unpack(self, data: Any) -> tuple[Any, Any]:
+        if isinstance(data, (tuple, list)):
+            images = data[0]
+            labels = data[1] if len(data) > 1 else None
+        else:
+            images, labels = data, None
+        if self.conditional and labels is None:
+            raise InvalidArgumentError(
+                expected_received("conditional GAN data", "(images, labels) batches", "images without labels")
+            )
+        return images, labels
+
+    def _labels(self, labels: Any) -> Any:
+        return None if labels is None else ops.cast(ops.convert_to_tensor(labels), "int32")
+
+    def _latent(self, batch_size: Any, labels: Any) -> Any:
+        noise = keras.random.normal((batch_size, self.latent_dim), seed=self.seed_generator)
+        return [noise, labels] if self.conditional else noise
+
+    def _judge(self, images: Any, labels: Any) -> Any:
+        return [images, labels] if self.conditional else images
+
+    def discriminator_step(self, images: Any, labels: Any = None) -> Any:
+        """Updates the discriminator on ``images`` and as many generated ones; returns its loss."""
+        images, labels = ops.cast(images, "float32"), self._labels(labels)
+        fakes = ops.stop_gradient(_frozen_call(self.generator, self._latent(ops.shape(images)[0], labels)))
+
+        def loss_fn() -> tuple[Any, Any]:
+            real_logits = self.discriminator(self._judge(images, labels), training=True)
+            fake_logits = self.discriminator(self._judge(fakes, labels), training=True)
+            return discriminator_loss(real_logits, fake_logits, self.label_smoothing), None
+
+        loss, _ = _minimize(loss_fn, self._discriminator_variables(), self.discriminator_optimizer)
+        return loss
+
+    def generator_step(self, batch_size: Any, labels: Any = None) -> Any:
+        """Updates the generator to fool the (unchanged) discriminator; returns its loss."""
+        labels = self._labels(labels)
+        latent = self._latent(batch_size, labels)
+
+        def loss_fn() -> tuple[Any, Any]:
+            fakes = self.generator(latent, training=True)
+            return generator_loss(_frozen_call(self.discriminator, self._judge(fakes, labels))), None
+
+        loss, _ = _minimize(loss_fn, self._generator_variables(), self.generator_optimizer)
+        return loss
+
+    def train_step(self, data: Any) -> dict:
+        images, labels = self._unpack(data)
+        self.discriminator_loss_tracker.update_state(self.discriminator_step(images, labels))
+        self.generator_loss_tracker.update_state(self.generator_step(ops.shape(images)[0], labels))
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def test_step(self, data: Any) -> dict:
+        images, labels = self._unpack(data)
+        images = ops.cast(images, "float32")
+        fakes = self.generator(self._latent(ops.shape(images)[0], labels), training=False)
+        real_logits = self.discriminator(self._judge(images, labels), training=False)
+        fake_logits = self.discriminator(self._judge(fakes, labels), training=False)
+        self.discriminator_loss_tracker.update_state(discriminator_loss(real_logits, fake_logits, self.label_smoothing))
+        self.generator_loss_tracker.update_state(generator_loss(fake_logits))
+        return {metric.name: metric.result() for metric in self.metrics}
+
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "generator": _serialize(self.generator),
+            "discriminator": _serialize(self.discriminator),
+            "label_smoothing": self.label_smoothing,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> GAN:
+        config = dict(config)
+        for key in ("generator", "discriminator"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+# ---------------------------------------------------------------------------------------------
+# CycleGAN
+# ---------------------------------------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ImagePool(keras.layers.Layer):
+    """The history of generated images a CycleGAN discriminator learns from (Shrivastava et al. 2017).
+
+    While the pool is filling, each generated image is stored and passed through. Once
+    full, each image is, with probability 1/2, swapped with a random stored one (the stored
+    image goes to the discriminator, the new one takes its place), else passed through.
+    Within one batch the swapped slots are distinct while the batch is no larger than the
+    pool. The pool is state of the model (saved with it), not of any network.
+
+    Args:
+        pool_size: Number of stored images (the paper's 50); 0 passes every image through.
+        image_shape: ``(height, width, channels)`` of the images.
+        seed: Seed of the random choices.
+    """
+
+    def __init__(self, pool_size: int, image_shape: Sequence[int], seed: int | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        if not isinstance(pool_size, int) or isinstance(pool_size, bool) or pool_size < 0:
+            raise InvalidArgumentError(expected_received("ImagePool: pool_size", "an int >= 0", pool_size))
+        self.pool_size = pool_size
+        self.image_shape = tuple(int(d) for d in image_shape)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.images = self.add_weight(
+            shape=(max(pool_size, 1), *self.image_shape), initializer="zeros", trainable=False, name="images"
+        )
+        self.count = self.add_weight(shape=(), initializer="zeros", dtype="int32", trainable=False, name="count")
+        self.built = True
+
+    def call(self, images: Any) -> Any:
+        if self.pool_size == 0:
+            return images
+        size = self.pool_size
+        images = ops.cast(images, "float32")
+        batch = ops.shape(images)[0]
+        count = ops.convert_to_tensor(self.count)
+        filling = count < size  # the whole batch is handled in one phase
+        positions = count + ops.arange(batch, dtype="int32")
+        insert = ops.logical_and(filling, positions < size)
+        swap = ops.logical_and(ops.logical_not(filling), keras.random.uniform((batch,), seed=self.seed_generator) < 0.5)
+        # Distinct random slots: the first entries of a random permutation of the pool.
+        permutation = keras.random.shuffle(ops.arange(size, dtype="int32"), seed=self.seed_generator)
+        random_slots = ops.take(permutation, ops.arange(batch, dtype="int32") % size)
+        slots = ops.where(filling, ops.minimum(positions, size - 1), random_slots)
+        write = ops.cast(ops.logical_or(insert, swap), "float32")
+
+        stored = ops.take(self.images, slots, axis=0)
+        returned = ops.where(ops.reshape(swap, (-1, 1, 1, 1)), stored, images)
+        # Scatter the written images into their slots with a (batch, pool) one-hot matrix.
+        assignment = ops.one_hot(slots, size) * write[:, None]
+        hits = ops.sum(assignment, axis=0)
+        flat_images = ops.reshape(images, (batch, -1))
+        written = ops.matmul(ops.transpose(assignment / ops.maximum(hits, 1.0)[None, :]), flat_images)
+        flat_pool = ops.reshape(self.images, (size, -1))
+        keep = 1.0 - ops.minimum(hits, 1.0)
+        self.images.assign(ops.reshape(flat_pool * keep[:, None] + written, (size, *self.image_shape)))
+        self.count.assign(ops.minimum(count + batch, size))
+        return returned
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return input_shape
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "pool_size": self.pool_size,
+            "image_shape": list(self.image_shape),
+            "seed": self.seed,
+        }
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Constant learning rate for ``constant_steps``, then linear decay to 0 over ``decay_steps``.
+
+    CycleGAN trains 100 epochs at 2e-4 and decays linearly to zero over the next 100:
+    ``LinearDecay(2e-4, 100 * steps_per_epoch, 100 * steps_per_epoch)``.
+    """
+
+    def __init__(self, initial_learning_rate: float, constant_steps: int, decay_steps: int) -> None:
+        if decay_steps < 1 or constant_steps < 0:
+            raise InvalidArgumentError(
+                expected_received(
+                    "LinearDecay", "constant_steps >= 0 and decay_steps >= 1", (constant_steps, decay_steps)
+                )
+            )
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.constant_steps = int(constant_steps)
+        self.decay_steps = int(decay_steps)
+
+    def __call__(self, step: Any) -> Any:
+        progress = (ops.cast(step, "float32") - self.constant_steps) / self.decay_steps
+        return self.initial_learning_rate * (1.0 - ops.clip(progress, 0.0, 1.0))
+
+    def get_config(self) -> dict:
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "constant_steps": self.constant_steps,
+            "decay_steps": self.decay_steps,
+        }
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class CycleGAN(_AdversarialModel):
+    """CycleGAN (Zhu et al. 2017): unpaired translation between domains X and Y, trained with ``fit``.
+
+    ``fit`` takes ``(x_batch, y_batch)`` pairs of unrelated images in [-1, 1] (see
+    :func:`unpaired`). Each step first updates both generators with
+
+        LSGAN(D_Y(G(x))) + LSGAN(D_X(F(y)))
+        + cycle_weight * (|F(G(x)) - x| + |G(F(y)) - y|)
+        + cycle_weight * identity_weight * (|F(x) - x| + |G(y) - y|)
+
+    then both discriminators with the halved least-squares loss on real images and on
+    generated images drawn through an :class:`ImagePool`. Calling the model translates
+    X -> Y: ``cyclegan(x) == generator_g(x)``.
+
+    Args:
+        generator_g: X -> Y generator, e.g. ``kzoo.get("cyclegan_generator_resnet6")``.
+        generator_f: Y -> X generator.
+        discriminator_x: Judges domain X images, e.g. ``kzoo.get("patchgan_discriminator")``.
+        discriminator_y: Judges domain Y images.
+        cycle_weight: The paper's lambda (10).
+        identity_weight: Identity loss weight relative to ``cycle_weight`` (the paper's 0.5;
+            0 disables it). Needs X and Y to have the same number of channels.
+        pool_size: Generated images remembered per discriminator (the paper's 50).
+        seed: Seed of the image pools.
+
+    Example:
+        >>> import kzoo
+        >>> from kzoo.generative import CycleGAN, LinearDecay, unpaired
+        >>> g = lambda: kzoo.get("cyclegan_generator_resnet6", input_shape=(32, 32, 1), base_filters=16)
+        >>> d = lambda: kzoo.get("patchgan_discriminator", input_shape=(32, 32, 1), base_filters=16)
+        >>> cyclegan = CycleGAN(g(), g(), d(), d())
+        >>> cyclegan.compile()
+        >>> cyclegan.fit(unpaired(images_x, images_y, batch_size=8), epochs=10)
+    """
+
+    def __init__(
+        self,
+        generator_g: keras.Model,
+        generator_f: keras.Model,
+        discriminator_x: keras.Model,
+        discriminator_y: keras.Model,
+        *,
+        cycle_weight: float = 10.0,
+        identity_weight: float = 0.5,
+        pool_size: int = 50,
+        seed: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        for argument, model in (
+            ("generator_g", generator_g),
+            ("generator_f", generator_f),
+            ("discriminator_x", discriminator_x),
+            ("discriminator_y", discriminator_y),
+        ):
+            _check_model("CycleGAN", argument, model)
+        shape_x = tuple(generator_g.inputs[0].shape[1:])
+        shape_y = tuple(generator_f.inputs[0].shape[1:])
+        for what, got, want in (
+            ("generator_f output shape", tuple(generator_f.outputs[0].shape[1:]), shape_x),
+            ("generator_g output shape", tuple(generator_g.outputs[0].shape[1:]), shape_y),
+            ("discriminator_x input shape", tuple(discriminator_x.inputs[0].shape[1:]), shape_x),
+            ("discriminator_y input shape", tuple(discriminator_y.inputs[0].shape[1:]), shape_y),
+        ):
+            if got != want:
+                raise InvalidArgumentError(expected_received(f"CycleGAN: {what}", str(want), got))
+        if identity_weight and shape_x[-1] != shape_y[-1]:
+            raise InvalidArgumentError(
+                expected_received(
+                    "CycleGAN: identity_weight",
+                    "0 when the domains have different channel counts",
+                    identity_weight,
+                    f"X has {shape_x[-1]} channels, Y has {shape_y[-1]}.",
+                )
+            )
+        for argument, value in (("cycle_weight", cycle_weight), ("identity_weight", identity_weight)):
+            if not isinstance(value, (int, float)) or value < 0:
+                raise InvalidArgumentError(expected_received(f"CycleGAN: {argument}", "a number >= 0", value))
+        self.generator_g, self.generator_f = generator_g, generator_f
+        self.discriminator_x, self.discriminator_y = discriminator_x, discriminator_y
+        self.cycle_weight, self.identity_weight = float(cycle_weight), float(identity_weight)
+        self.pool_size, self.seed = pool_size, seed
+        pool_seeds = (None, None) if seed is None else (seed, seed + 1)
+        self.pool_x = ImagePool(pool_size, shape_x, seed=pool_seeds[0], name="pool_x")
+        self.pool_y = ImagePool(pool_size, shape_y, seed=pool_seeds[1], name="pool_y")
+        self.trackers = {
+            name: keras.metrics.Mean(name=name)
+            for name in (
+                "generator_loss",
+                "cycle_loss",
+                "identity_loss",
+                "discriminator_x_loss",
+                "discriminator_y_loss",
+            )
+        }
+        self.built = True  # the networks are built functional models
+
+    def call(self, inputs: Any, training: bool = False) -> Any:
+        return self.generator_g(inputs, training=training)
+
+    def _generator_variables(self) -> list:
+        return self.generator_g.trainable_variables + self.generator_f.trainable_variables
+
+    def _discriminator_variables(self) -> list:
+        return self.discriminator_x.trainable_variables + self.discriminator_y.trainable_variables
+
+    @property
+    def metrics(self) -> list:
+        return list(self.trackers.values())
+
+    def generator_step(self, x: Any, y: Any) -> dict:
+        """Updates both generators; returns their losses and the translations ``fake_x``, ``fake_y``."""
+        x, y = ops.cast(x, "float32"), ops.cast(y, "float32")
+
+        def loss_fn() -> tuple[Any, Any]:
+            fake_y = self.generator_g(x, training=True)
+            fake_x = self.generator_f(y, training=True)
+            adversarial = lsgan_generator_loss(_frozen_call(self.discriminator_y, fake_y)) + lsgan_generator_loss(
+                _frozen_call(self.discriminator_x, fake_x)
+            )
+            cycle = l1_loss(self.generator_f(fake_y, training=True), x) + l1_loss(
+                self.generator_g(fake_x, training=True), y
+            )
+            total = adversarial + self.cycle_weight * cycle
+            identity = ops.zeros(())
+            if self.identity_weight:
+                identity = l1_loss(self.generator_f(x, training=True), x) + l1_loss(
+                    self.generator_g(y, training=True), y
+                )
+                total = total + self.cycle_weight * self.identity_weight * identity
+            return total, {"cycle_loss": cycle, "identity_loss": identity, "fake_x": fake_x, "fake_y": fake_y}
+
+        total, extra = _minimize(loss_fn, self._generator_variables(), self.generator_optimizer)
+        return {"generator_loss": total, **extra}
+
+    def discriminator_step(self, x: Any, y: Any, fake_x: Any, fake_y: Any) -> dict:
+        """Updates both discriminators on real images and pooled generated ones; returns their losses."""
+        x, y = ops.cast(x, "float32"), ops.cast(y, "float32")
+        pooled_x = self.pool_x(ops.stop_gradient(fake_x))
+        pooled_y = self.pool_y(ops.stop_gradient(fake_y))
+
+        def loss_fn() -> tuple[Any, Any]:
+            loss_x = lsgan_discriminator_loss(
+                self.discriminator_x(x, training=True), self.discriminator_x(pooled_x, training=True)
+            )
+            loss_y = lsgan_discriminator_loss(
+                self.discriminator_y(y, training=True), self.discriminator_y(pooled_y, training=True)
+            )
+            return loss_x + loss_y, {"discriminator_x_loss": loss_x, "discriminator_y_loss": loss_y}
+
+        _, losses = _minimize(loss_fn, self._discriminator_variables(), self.discriminator_optimizer)
+        return losses
+
+    def train_step(self, data: Any) -> dict:
+        if not isinstance(data, (tuple, list)) or len(data) != 2:
+            raise InvalidArgumentError(
+                expected_received("CycleGAN data", "(x_batch, y_batch) pairs, e.g. from kzoo.generative.unpaired", data)
+            )
+        x, y = data
+        generated = self.generator_step(x, y)
+        discriminated = self.discriminator_step(x, y, generated["fake_x"], generated["fake_y"])
+        for name, value in {**generated, **discriminated}.items():
+            if name in self.trackers:
+                self.trackers[name].update_state(value)
+        return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+    def get_config(self) -> dict:
+        return {
+            "name": self.name,
+            "generator_g": _serialize(self.generator_g),
+            "generator_f": _serialize(self.generator_f),
+            "discriminator_x": _serialize(self.discriminator_x),
+            "discriminator_y": _serialize(self.discriminator_y),
+            "cycle_weight": self.cycle_weight,
+            "identity_weight": self.identity_weight,
+            "pool_size": self.pool_size,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> CycleGAN:
+        config = dict(config)
+        for key in ("generator_g", "generator_f", "discriminator_x", "discriminator_y"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+def unpaired(images_x: Any, images_y: Any, *, batch_size: int = 1, seed: int | None = None) -> Any:
+    """A ``tf.data`` pipeline of ``(x_batch, y_batch)`` from two unrelated image collections.
+
+    Each collection (a NumPy array or an unbatched ``tf.data.Dataset`` of images) is
+    shuffled and repeated independently; one epoch is as many batches as the larger
+    collection fills, so every image of both is seen about once per epoch.
+    """
+    import tensorflow as tf
+
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise InvalidArgumentError(expected_received("unpaired: batch_size", "a positive int", batch_size))
+    datasets, sizes = [], []
+    for images in (images_x, images_y):
+        dataset = images if isinstance(images, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(images)
+        size = int(dataset.cardinality())
+        if size < 1:
+            raise InvalidArgumentError(
+                expected_received("unpaired: each image collection", "a finite, non-empty collection", size)
+            )
+        sizes.append(size)
+        datasets.append(dataset.shuffle(min(size, 10_000), seed=seed).repeat())
+    steps = max(sizes) // batch_size
+    return tf.data.Dataset.zip(tuple(datasets)).batch(batch_size, drop_remainder=True).take(steps).prefetch(2)
+
+
+# ---------------------------------------------------------------------------------------------
+# TensorBoard image grids
+# ---------------------------------------------------------------------------------------------
+
+
+class GeneratedImages(keras.callbacks.Callback):
+    """After every ``every`` epochs, runs the model on fixed ``inputs`` and logs an image grid.
+
+    For a :class:`GAN` the inputs are fixed noise (and labels), so the grids show the same
+    samples improving; for a :class:`CycleGAN` they are fixed domain-X images and the grid
+    shows their translations. Images in [-1, 1] are shown as [0, 1]. Grids go to
+    TensorBoard under ``<log_dir>/images`` as ``tag`` and are kept in ``self.grids``
+    (``[(epoch, grid)]``) for figures.
+
+    Args:
+        inputs: What the model is called on (NumPy arrays).
+        log_dir: TensorBoard log directory, or ``None`` to keep the grids in memory only.
+        tag: TensorBoard image tag.
+        every: Epoch interval.
+    """
+
+    def __init__(self, inputs: Any, *, log_dir: str | None = None, tag: str = "samples/generated", every: int = 1):
+        super().__init__()
+        if not isinstance(every, int) or every < 1:
+            raise InvalidArgumentError(expected_received("GeneratedImages: every", "a positive int", every))
+        self.inputs, self.log_dir, self.tag, self.every = inputs, log_dir, tag, every
+        self.grids: list[tuple[int, np.ndarray]] = []
+        self._writer = None
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        if self.log_dir is not None and self._writer is None:
+            import tensorflow as tf
+
+            self._writer = tf.summary.create_file_writer(f"{self.log_dir}/images")
+
+    def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+        if (epoch + 1) % self.every:
+            return
+        grid = image_grid(keras.ops.convert_to_numpy(self.model(self.inputs, training=False)))
+        self.grids.append((epoch, grid))
+        if self._writer is not None:
+            import tensorflow as tf
+
+            with self._writer.as_default():
+                tf.summary.image(self.tag, grid[None], step=epoch)
+            self._writer.flush()
+
+    def on_train_end(self, logs: Any = None) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+def to_unit_range(images: Any) -> np.ndarray:
+    """Maps images from [-1, 1] (generator outputs) to [0, 1] for display."""
+    return np.clip((np.asarray(images, dtype="float32") + 1.0) / 2.0, 0.0, 1.0)
+
+
+def image_grid(images: Any, *, columns: int | None = None, padding: int = 1, value_range: str = "tanh") -> np.ndarray:
+    """Tiles ``(N, H, W, C)`` images into one ``(rows*H, columns*W, C)`` image in [0, 1].
+
+    Args:
+        images: The images.
+        columns: Grid columns (default: a square grid).
+        padding: Pixels of white between images.
+        value_range: ``"tanh"`` for images in [-1, 1], ``"unit"`` for [0, 1].
+    """
+    images = np.asarray(images, dtype="float32")
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4:
+        raise InvalidArgumentError(expected_received("image_grid: images", "an (N, H, W, C) array", images.shape))
+    if value_range not in ("tanh", "unit"):
+        raise InvalidArgumentError(expected_received("image_grid: value_range", "'tanh' or 'unit'", value_range))
+    images = to_unit_range(images) if value_range == "tanh" else np.clip(images, 0.0, 1.0)
+    count, height, width, channels = images.shape
+    columns = columns or math.ceil(math.sqrt(count))
+    rows = math.ceil(count / columns)
+    grid = np.ones((rows * (height + padding) + padding, columns * (width + padding) + padding, channels), "float32")
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        top, left = padding + row * (height + padding), padding + column * (width + padding)
+        grid[top : top + height, left : left + width] = image
+    return grid
+
+
+# ---------------------------------------------------------------------------------------------
+# Latent-space tools for the autoencoders
+# ---------------------------------------------------------------------------------------------
+
+
+def encoder_decoder(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """The ``encoder`` and ``decoder`` halves of a kzoo autoencoder (they share its weights)."""
+    try:
+        return model.get_layer("encoder"), model.get_layer("decoder")
+    except (ValueError, AttributeError):
+        raise InvalidArgumentError(
+            expected_received(
+                "model",
+                "a kzoo autoencoder with 'encoder' and 'decoder' layers (e.g. kzoo.get('vae'))",
+                getattr(model, "name", type(model).__name__),
+            )
+        ) from None
+
+
+def encode(model: keras.Model, images: Any, *, batch_size: int = 256) -> np.ndarray:
+    """Latent codes of ``images`` (in [0, 1]); for a VAE, the mean of q(z|x)."""
+    encoder, _ = encoder_decoder(model)
+    codes = encoder.predict(np.asarray(images, dtype="float32"), batch_size=batch_size, verbose=0)
+    return np.asarray(codes[0] if isinstance(codes, (list, tuple)) else codes)
+
+
+def project_2d(codes: Any) -> np.ndarray:
+    """Projects codes ``(N, D)`` onto their first two principal components (unchanged when D <= 2)."""
+    codes = np.asarray(codes, dtype="float64")
+    if codes.ndim != 2 or len(codes) < 2:
+        raise InvalidArgumentError(expected_received("project_2d: codes", "an (N, D) array with N >= 2", codes.shape))
+    if codes.shape[1] <= 2:
+        return codes.astype("float32")
+    centred = codes - codes.mean(axis=0)
+    _, _, components = np.linalg.svd(centred, full_matrices=False)
+    return (centred @ components[:2].T).astype("float32")
+
+
+def interpolate(model: keras.Model, start: Any, end: Any, *, steps: int = 8) -> np.ndarray:
+    """Decodes ``steps`` codes on the straight line from the code of ``start`` to that of ``end``.
+
+    ``start`` and ``end`` are single images ``(H, W, C)`` in [0, 1]; returns ``(steps, H, W, C)``.
+    """
+    if not isinstance(steps, int) or steps < 2:
+        raise InvalidArgumentError(expected_received("interpolate: steps", "an int >= 2", steps))
+    _, decoder = encoder_decoder(model)
+    codes = encode(model, np.stack([np.asarray(start), np.asarray(end)]))
+    weights = np.linspace(0.0, 1.0, steps, dtype="float32")[:, None]
+    return decoder.predict((1.0 - weights) * codes[0] + weights * codes[1], verbose=0)
+
+
+def sample(model: keras.Model, count: int, *, seed: int | None = 0) -> np.ndarray:
+    """Decodes ``count`` codes drawn from N(0, I), the VAE's prior."""
+    _, decoder = encoder_decoder(model)
+    latent_dim = int(decoder.inputs[0].shape[-1])
+    codes = np.random.default_rng(seed).standard_normal((count, latent_dim)).astype("float32")
+    return decoder.predict(codes, verbose=0)
+
+
+def latent_grid(model: keras.Model, *, size: int = 15, quantile: float = 0.95) -> np.ndarray:
+    """Decodes a ``size`` x ``size`` grid over a 2-D latent space (Kingma & Welling 2014, fig. 4).
+
+    The grid's coordinates are the Gaussian quantiles from ``1 - quantile`` to ``quantile``
+    on each axis, so it covers the prior evenly. Returns ``(size * size, H, W, C)`` images,
+    row by row, the first latent dimension across.
+    """
+    from scipy.stats import norm
+
+    _, decoder = encoder_decoder(model)
+    if int(decoder.inputs[0].shape[-1]) != 2:
+        raise InvalidArgumentError(
+            expected_received("latent_grid: decoder latent size", "2", int(decoder.inputs[0].shape[-1]))
+        )
+    if not 0.5 < quantile < 1.0:
+        raise InvalidArgumentError(expected_received("latent_grid: quantile", "a number in (0.5, 1)", quantile))
+    axis = norm.ppf(np.linspace(1.0 - quantile, quantile, size)).astype("float32")
+    codes = np.array([[x, y] for y in axis[::-1] for x in axis], dtype="float32")
+    return decoder.predict(codes, verbose=0)

@@ -1,0 +1,384 @@
+"""Generative models: autoencoders, GAN / conditional GAN, CycleGAN, their losses and tools.
+
+The registry-wide tests (tests/test_models.py) already build, differentiate, save and
+compile every registered network; these tests cover what is specific to generative models.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+import kzoo
+from kzoo import generative
+from kzoo.errors import InvalidArgumentError
+from kzoo.models.autoencoders import kl_divergence
+from kzoo.models.cyclegan import patchgan_output_size
+
+from conftest import requires_data
+
+
+def _numpy(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, code_shape",
+    [
+        ("autoencoder_dense", {"latent_dim": 5}, (5,)),
+        ("autoencoder_deep", {"latent_dim": 5, "hidden_units": (16, 8)}, (5,)),
+        ("autoencoder_conv", {"latent_dim": 5, "filters": (4, 8)}, (5,)),
+        ("autoencoder_denoising", {"latent_dim": 5, "filters": (4, 8)}, (5,)),
+    ],
+)
+def test_autoencoder_halves_have_the_right_shapes(name, kwargs, code_shape):
+    model = kzoo.get(name, input_shape=(12, 16, 2), **kwargs)
+    encoder, decoder = generative.encoder_decoder(model)
+    assert model.output_shape == (None, 12, 16, 2)
+    assert encoder.output_shape == (None, *code_shape)
+    assert decoder.input_shape == (None, *code_shape) and decoder.output_shape == (None, 12, 16, 2)
+    # The autoencoder is exactly decoder(encoder(x)) at inference (noise is off).
+    x = np.random.default_rng(0).uniform(size=(3, 12, 16, 2)).astype("float32")
+    np.testing.assert_allclose(_numpy(model(x)), _numpy(decoder(encoder(x))), atol=1e-6)
+
+
+def test_vae_encoder_outputs_mean_and_log_variance():
+    model = kzoo.get("vae", latent_dim=3, filters=(4,), hidden_units=(8,))
+    encoder, decoder = generative.encoder_decoder(model)
+    assert [tuple(o.shape) for o in encoder.outputs] == [(None, 3), (None, 3)]
+    assert decoder.output_shape == (None, 28, 28, 1)
+
+
+def test_gan_and_cyclegan_networks_have_the_right_shapes():
+    assert kzoo.get("dcgan_generator", latent_dim=7, input_shape=(32, 32, 3), base_filters=2).output_shape == (
+        None,
+        32,
+        32,
+        3,
+    )
+    assert kzoo.get("dcgan_discriminator", base_filters=2).output_shape == (None, 1)
+    conditional = kzoo.get("cgan_generator", num_classes=4, base_filters=2)
+    assert [tuple(i.shape) for i in conditional.inputs] == [(None, 100), (None,)]
+    generator = kzoo.get("cyclegan_generator_resnet9", input_shape=(28, 28, 1), base_filters=2)
+    assert generator.output_shape == (None, 28, 28, 1)
+    assert sum(layer.name.endswith("_add") for layer in generator.layers) == 9
+    for size, patches in ((256, 30), (128, 14), (32, 2), (28, 1)):
+        assert patchgan_output_size(size, 3) == patches  # 30x30 patches at 256: the paper's 70x70 PatchGAN
+    assert kzoo.get("patchgan_discriminator", input_shape=(32, 32, 1), base_filters=2).output_shape == (
+        None,
+        2,
+        2,
+        1,
+    )
+
+
+def test_bad_arguments_raise_clear_errors():
+    with pytest.raises(InvalidArgumentError, match="divisible by 4"):
+        kzoo.get("autoencoder_conv", input_shape=(30, 30, 1))
+    with pytest.raises(InvalidArgumentError, match="at least 24"):
+        kzoo.get("patchgan_discriminator", input_shape=(16, 16, 3))
+    with pytest.raises(InvalidArgumentError, match="beta"):
+        kzoo.get("vae", beta=-1.0)
+    with pytest.raises(InvalidArgumentError, match="conditional discriminator"):
+        generative.GAN(kzoo.get("cgan_generator", base_filters=2), kzoo.get("dcgan_discriminator", base_filters=2))
+    with pytest.raises(InvalidArgumentError, match="discriminator_y input shape"):
+        g = kzoo.get("cyclegan_generator_resnet6", input_shape=(28, 28, 1), base_filters=2)
+        f = kzoo.get("cyclegan_generator_resnet6", input_shape=(28, 28, 1), base_filters=2)
+        d = kzoo.get("patchgan_discriminator", input_shape=(28, 28, 1), base_filters=2)
+        generative.CycleGAN(g, f, d, kzoo.get("patchgan_discriminator", input_shape=(32, 32, 1), base_filters=2))
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses against hand-computed values
+# ---------------------------------------------------------------------------------------------
+
+
+def test_gan_losses_match_hand_computed_values():
+    real, fake = np.array([[2.0], [0.0]], "float32"), np.array([[-1.0], [1.0]], "float32")
+    # Real targets 0.9 (one-sided smoothing), fake targets 0.
+    expected_real = np.mean([-(0.9 * math.log(_sigmoid(r)) + 0.1 * math.log(1 - _sigmoid(r))) for r in (2.0, 0.0)])
+    expected_fake = np.mean([-math.log(1 - _sigmoid(f)) for f in (-1.0, 1.0)])
+    assert float(generative.discriminator_loss(real, fake, 0.1)) == pytest.approx(expected_real + expected_fake, 1e-5)
+    assert float(generative.discriminator_loss(np.zeros((4, 1)), np.zeros((4, 1)))) == pytest.approx(2 * math.log(2))
+    expected_generator = np.mean([-math.log(_sigmoid(f)) for f in (-1.0, 1.0)])
+    assert float(generative.generator_loss(fake)) == pytest.approx(expected_generator, 1e-5)
+
+
+def test_classifier_score_matches_hand_computed_values():
+    assert generative.classifier_score(np.eye(10)) == pytest.approx(10.0)  # certain, all classes used
+    assert generative.classifier_score(np.tile([[1.0, 0.0]], (5, 1))) == pytest.approx(1.0)  # one class
+    assert generative.classifier_score(np.full((4, 3), 1 / 3)) == pytest.approx(1.0)  # unsure
+    # Two images, p = (0.5, 0.5) and (1, 0): marginal (0.75, 0.25).
+    kl_first = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
+    kl_second = math.log(1 / 0.75)
+    score = generative.classifier_score([[0.5, 0.5], [1.0, 0.0]])
+    assert score == pytest.approx(math.exp((kl_first + kl_second) / 2), rel=1e-6)
+
+
+def test_least_squares_cycle_and_kl_losses_match_hand_computed_values():
+    real, fake = np.array([1.0, 0.0, 2.0], "float32"), np.array([0.5, -1.0], "float32")
+    # ((0 + 1 + 1) / 3 + (0.25 + 1) / 2) / 2
+    assert float(generative.lsgan_discriminator_loss(real, fake)) == pytest.approx((2 / 3 + 0.625) / 2)
+    assert float(generative.lsgan_generator_loss(fake)) == pytest.approx((0.25 + 4.0) / 2)
+    assert float(generative.l1_loss(np.array([1.0, -1.0]), np.array([0.5, 1.0]))) == pytest.approx(1.25)
+    # KL(N(mu, sigma^2) || N(0, 1)) = (mu^2 + sigma^2 - 1 - log sigma^2) / 2 per dimension.
+    mean, log_var = np.array([[1.0, 0.0]], "float32"), np.array([[0.0, math.log(4.0)]], "float32")
+    expected = 0.5 * (1.0 + 1.0 - 1 - 0) + 0.5 * (0 + 4.0 - 1 - math.log(4.0))
+    assert float(_numpy(kl_divergence(mean, log_var))[0]) == pytest.approx(expected, 1e-5)
+
+
+def test_vae_adds_beta_weighted_kl_to_its_losses():
+    model = kzoo.get("vae", input_shape=(8, 8, 1), latent_dim=2, filters=(2,), hidden_units=(), beta=4.0, seed=1)
+    x = np.random.default_rng(0).uniform(size=(5, 8, 8, 1)).astype("float32")
+    model(x)
+    z_mean, z_log_var = model.get_layer("encoder")(x)
+    expected = 4.0 / 64 * float(np.mean(_numpy(kl_divergence(z_mean, z_log_var))))
+    assert len(model.losses) == 1
+    assert float(model.losses[0]) == pytest.approx(expected, rel=1e-5)
+    # fit() optimises reconstruction + KL: the reported loss exceeds the plain cross-entropy.
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    loss = model.evaluate(x, x, verbose=0)
+    bce = float(keras.ops.mean(keras.losses.binary_crossentropy(x, model.predict(x, verbose=0))))
+    assert loss == pytest.approx(bce + expected, rel=1e-4)
+
+
+def test_vae_samples_only_while_training_and_denoiser_adds_noise_only_while_training():
+    x = np.random.default_rng(0).uniform(size=(4, 8, 8, 1)).astype("float32")
+    vae = kzoo.get("vae", input_shape=(8, 8, 1), filters=(2,), hidden_units=(), seed=3)
+    np.testing.assert_array_equal(_numpy(vae(x)), _numpy(vae(x)))
+    assert not np.allclose(_numpy(vae(x, training=True)), _numpy(vae(x)))
+    denoiser = kzoo.get("autoencoder_denoising", input_shape=(8, 8, 1), filters=(2,), seed=3)
+    np.testing.assert_array_equal(_numpy(denoiser(x)), _numpy(denoiser(x)))
+    assert not np.allclose(_numpy(denoiser(x, training=True)), _numpy(denoiser(x)))
+
+
+# ---------------------------------------------------------------------------------------------
+# One step of each model changes exactly the weights it should
+# ---------------------------------------------------------------------------------------------
+
+
+def _snapshot(model):
+    return [np.array(v) for v in model.variables]
+
+
+def _changed(model, before):
+    return [not np.array_equal(np.array(v), b) for v, b in zip(model.variables, before)]
+
+
+def _trainable_flags(model):
+    trainable = {id(v) for v in model.trainable_variables}
+    return [id(v) in trainable for v in model.variables]
+
+
+@pytest.mark.parametrize("family", ["dcgan", "cgan"])
+def test_gan_steps_change_only_their_own_network(family):
+    keras.utils.set_random_seed(0)
+    kwargs = {"input_shape": (8, 8, 1), "base_filters": 2}
+    extra = {"num_classes": 3} if family == "cgan" else {}
+    generator = kzoo.get(f"{family}_generator", latent_dim=4, **kwargs, **extra)
+    discriminator = kzoo.get(f"{family}_discriminator", dropout=0.3, **kwargs, **extra)  # dropout: seed state
+    gan = generative.GAN(generator, discriminator, seed=0)
+    gan.compile()
+    images = np.random.default_rng(0).uniform(-1, 1, (6, 8, 8, 1)).astype("float32")
+    labels = np.array([0, 1, 2, 0, 1, 2], "int32") if family == "cgan" else None
+
+    g_before, d_before = _snapshot(generator), _snapshot(discriminator)
+    gan.discriminator_step(images, labels)
+    assert not any(_changed(generator, g_before)), "the discriminator step changed the generator"
+    d_changed = _changed(discriminator, d_before)
+    assert all(c for c, t in zip(d_changed, _trainable_flags(discriminator)) if t)
+
+    g_before, d_before = _snapshot(generator), _snapshot(discriminator)
+    gan.generator_step(6, labels)
+    assert not any(_changed(discriminator, d_before)), "the generator step changed the discriminator"
+    g_changed = _changed(generator, g_before)
+    assert all(c for c, t in zip(g_changed, _trainable_flags(generator)) if t)
+    # Batch-norm statistics are generator state the generator step may update, and does.
+    moving = [c for c, v in zip(g_changed, generator.variables) if "moving" in v.path]
+    assert moving and all(moving)
+
+
+def _tiny_cyclegan(seed=0, pool_size=3):
+    keras.utils.set_random_seed(seed)
+
+    def g():
+        return kzoo.get("cyclegan_generator_resnet6", input_shape=(24, 24, 1), base_filters=2)
+
+    def d():
+        return kzoo.get("patchgan_discriminator", input_shape=(24, 24, 1), base_filters=2)
+
+    return generative.CycleGAN(g(), g(), d(), d(), pool_size=pool_size, seed=seed)
+
+
+def test_cyclegan_steps_change_only_their_own_networks():
+    cyclegan = _tiny_cyclegan()
+    cyclegan.compile()
+    rng = np.random.default_rng(0)
+    x, y = (rng.uniform(-1, 1, (2, 24, 24, 1)).astype("float32") for _ in range(2))
+    generators = (cyclegan.generator_g, cyclegan.generator_f)
+    discriminators = (cyclegan.discriminator_x, cyclegan.discriminator_y)
+
+    before = [_snapshot(m) for m in generators + discriminators]
+    result = cyclegan.generator_step(x, y)
+    for model, snapshot in zip(generators, before[:2]):
+        assert all(_changed(model, snapshot))  # instance norm has no non-trainable state
+    for model, snapshot in zip(discriminators, before[2:]):
+        assert not any(_changed(model, snapshot))
+    assert float(result["cycle_loss"]) > 0 and float(result["identity_loss"]) > 0
+
+    before = [_snapshot(m) for m in generators + discriminators]
+    cyclegan.discriminator_step(x, y, result["fake_x"], result["fake_y"])
+    for model, snapshot in zip(generators, before[:2]):
+        assert not any(_changed(model, snapshot))
+    for model, snapshot in zip(discriminators, before[2:]):
+        assert all(_changed(model, snapshot))
+
+
+def test_cyclegan_fits_on_unpaired_datasets_and_round_trips(tmp_path):
+    cyclegan = _tiny_cyclegan()
+    # Eager: tracing the whole CycleGAN step into a graph takes longer than three tiny steps.
+    cyclegan.compile(generator_optimizer=keras.optimizers.Adam(generative.LinearDecay(2e-4, 1, 2)), run_eagerly=True)
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(-1, 1, (4, 24, 24, 1)).astype("float32"), rng.uniform(-1, 1, (6, 24, 24, 1)).astype("float32")
+    dataset = generative.unpaired(x, y, batch_size=2, seed=0)
+    assert int(dataset.cardinality()) == 3  # the larger domain, once per epoch
+    history = cyclegan.fit(dataset, epochs=1, verbose=0)
+    assert set(history.history) >= {"generator_loss", "cycle_loss", "discriminator_x_loss", "discriminator_y_loss"}
+    assert int(cyclegan.pool_x.count.value) == 3  # 3 steps of 2 images filled the pool of 3
+    path = tmp_path / "cyclegan.keras"
+    cyclegan.save(path)
+    restored = keras.saving.load_model(path, safe_mode=True, compile=False)
+    np.testing.assert_allclose(_numpy(restored(x)), _numpy(cyclegan(x)), atol=1e-5)
+    np.testing.assert_array_equal(np.array(restored.pool_y.images), np.array(cyclegan.pool_y.images))
+
+
+def test_gan_fits_logs_sample_grids_and_round_trips(tmp_path):
+    keras.utils.set_random_seed(0)
+    kwargs = {"input_shape": (8, 8, 1), "base_filters": 2}
+    gan = generative.GAN(kzoo.get("dcgan_generator", latent_dim=4, **kwargs), kzoo.get("dcgan_discriminator", **kwargs))
+    gan.compile()
+    images = np.random.default_rng(0).uniform(-1, 1, (8, 8, 8, 1)).astype("float32")
+    grids = generative.GeneratedImages(gan.noise(4), log_dir=str(tmp_path / "logs"))
+    gan.fit(images, batch_size=4, epochs=2, callbacks=[grids], verbose=0)
+    assert [epoch for epoch, _ in grids.grids] == [0, 1]
+    assert grids.grids[0][1].shape == (2 * 9 + 1, 2 * 9 + 1, 1)  # 2x2 grid of 8x8 images, 1-pixel borders
+    assert list((tmp_path / "logs" / "images").glob("events.out.tfevents.*"))
+    path = tmp_path / "gan.keras"
+    gan.save(path)
+    restored = keras.saving.load_model(path, safe_mode=True)
+    noise = gan.noise(3, seed=5)
+    np.testing.assert_allclose(_numpy(restored(noise)), _numpy(gan(noise)), atol=1e-6)
+    # It comes back compiled, with both optimizers' state: training resumes where it stopped.
+    for name in ("generator_optimizer", "discriminator_optimizer"):
+        assert int(getattr(restored, name).iterations) == int(getattr(gan, name).iterations) == 4
+    restored.fit(images, batch_size=4, epochs=1, verbose=0)
+    assert int(restored.generator_optimizer.iterations) == 6
+
+
+# ---------------------------------------------------------------------------------------------
+# The image pool, the schedule, the latent tools
+# ---------------------------------------------------------------------------------------------
+
+
+def test_image_pool_fills_then_swaps_images_one_for_one():
+    pool = generative.ImagePool(4, (1, 1, 1), seed=0)
+    first = np.arange(4, dtype="float32").reshape(4, 1, 1, 1)
+    np.testing.assert_array_equal(_numpy(pool(first)), first)  # filling: passed through, stored
+    np.testing.assert_array_equal(np.sort(np.array(pool.images).ravel()), [0, 1, 2, 3])
+    swapped_any = passed_any = False
+    for step in range(5):
+        old = set(np.array(pool.images).ravel().tolist())
+        new = (10 * (step + 1) + np.arange(3, dtype="float32")).reshape(3, 1, 1, 1)
+        returned = _numpy(pool(new)).ravel().tolist()
+        stored = np.array(pool.images).ravel().tolist()
+        # Nothing is created or lost: what went in (pool + batch) is what came out (pool + returned).
+        assert sorted(stored + returned) == sorted(old | set(new.ravel().tolist()))
+        swapped_any |= any(value in old for value in returned)
+        passed_any |= any(value in new.ravel() for value in returned)
+    assert swapped_any and passed_any
+
+
+def test_linear_decay_is_constant_then_linear_to_zero():
+    schedule = generative.LinearDecay(2e-4, constant_steps=100, decay_steps=100)
+    values = [float(schedule(step)) for step in (0, 100, 150, 200, 300)]
+    assert values == pytest.approx([2e-4, 2e-4, 1e-4, 0.0, 0.0])
+
+
+def test_latent_tools():
+    model = kzoo.get("vae", input_shape=(8, 8, 1), filters=(2,), hidden_units=())
+    x = np.random.default_rng(0).uniform(size=(2, 8, 8, 1)).astype("float32")
+    path = generative.interpolate(model, x[0], x[1], steps=5)
+    decoder = model.get_layer("decoder")
+    codes = generative.encode(model, x)
+    np.testing.assert_allclose(path[[0, -1]], _numpy(decoder(codes)), atol=1e-5)
+    assert generative.latent_grid(model, size=3).shape == (9, 8, 8, 1)
+    assert generative.sample(model, 4).shape == (4, 8, 8, 1)
+    # A line in 5-D projects onto one principal axis, keeping distances.
+    line = np.outer(np.arange(4.0), [1.0, 2.0, 0.0, 2.0, 0.0])
+    projected = generative.project_2d(line)
+    np.testing.assert_allclose(np.abs(projected[:, 0]), np.abs(np.arange(4.0) - 1.5) * 3.0, atol=1e-5)
+    np.testing.assert_allclose(projected[:, 1], 0.0, atol=1e-5)
+    with pytest.raises(InvalidArgumentError, match="encoder"):
+        generative.encoder_decoder(kzoo.get("lenet5"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Shipped weights reach their recorded figures
+# ---------------------------------------------------------------------------------------------
+
+
+def _record(model):
+    return kzoo.registry.origin(model).weights
+
+
+@requires_data("mnist")
+@pytest.mark.parametrize("name", ["autoencoder_conv", "autoencoder_denoising", "vae"])
+def test_shipped_autoencoders_reach_their_recorded_test_loss(name, monkeypatch):
+    if not kzoo.list_models(name, pretrained=True):
+        pytest.skip(f"{name} has no shipped weights")
+    monkeypatch.setenv("KZOO_OFFLINE", "1")
+    model = kzoo.get(name, pretrained=True)
+    record = _record(model)
+    images, _ = kzoo.data.load_mnist("test")
+    x = record.preprocessing(images[..., None].astype("float32"))
+    bce = float(keras.ops.mean(keras.losses.binary_crossentropy(x, model.predict(x, batch_size=1000, verbose=0))))
+    assert bce == pytest.approx(record.metrics["test_reconstruction_bce"], abs=2e-4)
+
+
+def test_shipped_cyclegan_reaches_its_recorded_lenet5_accuracy(monkeypatch):
+    monkeypatch.setenv("KZOO_OFFLINE", "1")
+    translator = kzoo.get("cyclegan_generator_resnet6", pretrained="uci_to_mnist")
+    record = _record(translator)
+    lenet = kzoo.get("lenet5", pretrained=True)
+    images, labels = kzoo.data.load_uci_digits(size=28)
+    held_out = record.preprocessing(images[-797:, ..., None].astype("float32"))
+    translated = translator.predict(held_out, batch_size=500, verbose=0)
+    logits = lenet.predict(generative.to_unit_range(translated), verbose=0)
+    accuracy = float((logits.argmax(axis=-1) == labels[-797:]).mean())
+    assert accuracy == pytest.approx(record.metrics["lenet5_accuracy_uci_translated_to_mnist"], abs=2e-3)
+
+
+def test_shipped_dcgan_reaches_its_recorded_lenet5_score(monkeypatch):
+    if not kzoo.list_models("dcgan_generator", pretrained=True):
+        pytest.skip("dcgan_generator has no shipped weights")
+    monkeypatch.setenv("KZOO_OFFLINE", "1")
+    generator = kzoo.get("dcgan_generator", pretrained=True)
+    record = _record(generator)
+    # The recipe's scoring: 10,000 digits from N(0, I) noise (seed 1), read by the pretrained LeNet-5.
+    noise = np.random.default_rng(1).standard_normal((10000, generator.inputs[0].shape[-1])).astype("float32")
+    images = generative.to_unit_range(generator.predict(noise, batch_size=1000, verbose=0))
+    logits = kzoo.get("lenet5", pretrained=True).predict(images, batch_size=1000, verbose=0)
+    score = generative.classifier_score(_numpy(keras.ops.softmax(logits)))
+    assert score == pytest.approx(record.metrics["lenet5_score"], abs=0.01)
