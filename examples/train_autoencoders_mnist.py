@@ -4,6 +4,9 @@ Description: Train an autoencoder on MNIST, measure its test reconstruction loss
 Model: autoencoder_conv, autoencoder_denoising or vae (pick with --model)
 Data: MNIST from the shared data directory (`KZOO_DATA_DIR`, default `../shared/data`).
 Runtime: about 5 minutes per model on 2 CPU cores with the default flags; `--quick` takes under a minute.
+Tags: autoencoder, vae, denoising, representation-learning, mnist, recipe
+Figure: autoencoder_conv.png
+Shared-data: mnist
 
 ## What this shows
 

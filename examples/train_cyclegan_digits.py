@@ -2,9 +2,11 @@
 Title: CycleGAN between two handwriting datasets, UCI digits <-> MNIST (recipe of kzoo's CycleGAN weights)
 Description: Translate scikit-learn's UCI digits into MNIST's style and back without any paired examples.
 Model: cyclegan_generator_resnet6 (x2) + patchgan_discriminator (x2), 28x28 grayscale, small widths
-Data: UCI handwritten digits (scikit-learn, 8x8 upscaled and framed like MNIST) and MNIST training images.
-Runtime: about 5 minutes on 2 CPU cores with the default 3 epochs; the shipped weights used `--epochs 8` (17 minutes
-on a busy 2-core machine); `--quick` takes about a minute.
+Data: UCI handwritten digits (scikit-learn, upscaled and framed like MNIST) and MNIST from the shared data directory.
+Runtime: about 5 minutes on 2 CPU cores (3 epochs); the shipped weights used `--epochs 8`; `--quick` about a minute.
+Tags: cyclegan, gan, image-to-image, mnist, uci digits, recipe
+Figure: cyclegan_translations.png
+Shared-data: mnist
 
 ## What this shows
 
