@@ -11,6 +11,7 @@ import importlib
 
 from kzoo import data, errors, models, segmentation, text  # noqa: F401  (importing models registers every family)
 from kzoo.features import feature_extractor
+from kzoo.imagenet import decode_predictions
 from kzoo.finetune import FinetuneResult, finetune, freeze, unfreeze
 from kzoo.registry import ModelCard, ModelSpec, get, info, list_models, register_model
 
@@ -34,6 +35,7 @@ __all__ = [
     "__version__",
     "callbacks",
     "data",
+    "decode_predictions",
     "errors",
     "feature_extractor",
     "finetune",

@@ -197,3 +197,41 @@ def test_finetune_resnet_folder_example_quick_run(tmp_path):
     assert json.loads((run_dir / "kzoo_run.json").read_text())["status"] == "finished"
     assert (run_dir / "model.keras").is_file()
     assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_decode_predictions_names_classes_from_the_class_index(kzoo_home, http_files, monkeypatch, caplog):
+    """The class index is fetched like weights (official URL, pinned MD5); offline, WordNet IDs stand in."""
+    import dataclasses
+    import json
+
+    from kzoo import imagenet
+
+    ids = imagenet.wordnet_ids()
+    assert len(ids) == 1000 and ids[0] == "n01440764" and list(ids) == sorted(ids)
+    assert kzoo.info("vgg16").weights[0].class_names == ids  # attached to the official weights
+    index = json.dumps({str(i): [wnid, f"class_{i}"] for i, wnid in enumerate(ids)}).encode()
+    url = http_files.add("imagenet_class_index.json", index)
+    monkeypatch.setattr(
+        imagenet, "CLASS_INDEX", dataclasses.replace(imagenet.CLASS_INDEX, url=url, md5=hashlib.md5(index).hexdigest())
+    )
+    imagenet._names.cache_clear()
+    logits = np.zeros((2, 1000))
+    logits[0, [7, 3]] = [5.0, 4.0]
+    logits[1, 999] = 9.0
+    top = kzoo.decode_predictions(logits, top=2)
+    assert [c[:2] for c in top[0]] == [(ids[7], "class_7"), (ids[3], "class_3")]
+    expected = np.exp(5.0) / (np.exp(5.0) + np.exp(4.0) + 998)
+    assert top[0][0][2] == pytest.approx(expected) and top[1][0][:2] == (ids[999], "class_999")
+    assert kzoo.decode_predictions(np.full((1, 1000), 1e-3), top=1)[0][0][2] == pytest.approx(
+        1e-3
+    )  # probabilities kept
+
+    monkeypatch.setenv("KZOO_OFFLINE", "1")
+    monkeypatch.setenv("KZOO_HOME", str(kzoo_home / "empty"))
+    imagenet._names.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="kzoo"):
+        assert kzoo.decode_predictions(logits, top=1)[0][0][:2] == (ids[7], ids[7])
+    assert any("named by WordNet ID" in r.getMessage() for r in caplog.records)
+    imagenet._names.cache_clear()
+    with pytest.raises(errors.InvalidArgumentError, match=r"\(batch, 1000\)"):
+        kzoo.decode_predictions(np.zeros((2, 10)))

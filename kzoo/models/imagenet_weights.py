@@ -7,6 +7,7 @@ layer name into kzoo's models, whose layer names match keras.applications'.
 
 from __future__ import annotations
 
+from kzoo.errors import DataNotFoundError
 from kzoo.weights import Preprocessing, WeightsRecord, register_weights
 
 _BASE = "https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -28,6 +29,19 @@ _FILES = {
     "resnet152v2": ("resnet/resnet152v2", "a49b44d1979771252814e80f8ec446f9", "ed17cf2e0169df9d443503ef94b23b33", TF),
 }
 
+
+def _class_ids() -> tuple[str, ...] | None:
+    """The 1,000 WordNet IDs (readable names: kzoo.decode_predictions); None without tensorflow-datasets."""
+    from kzoo.imagenet import wordnet_ids
+
+    try:
+        return wordnet_ids()
+    except DataNotFoundError:
+        return None
+
+
+_CLASS_IDS = _class_ids()
+
 for _model, (_stem, _md5_top, _md5_notop, _preprocessing) in _FILES.items():
     for _top in (True, False):
         _file = f"{_stem.split('/')[-1]}_weights_tf_dim_ordering_tf_kernels{'' if _top else '_notop'}.h5"
@@ -44,6 +58,7 @@ for _model, (_stem, _md5_top, _md5_notop, _preprocessing) in _FILES.items():
                 metrics={},  # not measured here: the files cannot be downloaded on kzoo's build machines
                 eval_split="not measured by kzoo (keras.applications' documentation gives the publisher's figures)",
                 num_classes=1000,
+                class_names=_CLASS_IDS,
                 input_shape=(224, 224, 3),
                 include_top=_top,
                 preprocessing=_preprocessing,
