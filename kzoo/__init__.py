@@ -11,8 +11,8 @@ import importlib
 
 from kzoo import data, errors, models, segmentation, text  # noqa: F401  (importing models registers every family)
 from kzoo.features import feature_extractor
-from kzoo.imagenet import decode_predictions
 from kzoo.finetune import FinetuneResult, finetune, freeze, unfreeze
+from kzoo.imagenet import decode_predictions
 from kzoo.registry import ModelCard, ModelSpec, get, info, list_models, register_model
 
 __version__ = "0.1.0"
