@@ -190,13 +190,16 @@ def test_finetune_resnet_folder_example_quick_run(tmp_path):
     script = Path(__file__).resolve().parent.parent / "examples" / "finetune_resnet_folder.py"
     run_dir = tmp_path / "run"
     result = subprocess.run(
-        [sys.executable, str(script), "--quick", "--log-dir", str(run_dir)], capture_output=True, text=True
+        [sys.executable, str(script), "--quick", "--log-dir", str(run_dir), "--output-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "best validation accuracy" in result.stdout
     assert json.loads((run_dir / "kzoo_run.json").read_text())["status"] == "finished"
     assert (run_dir / "model.keras").is_file()
     assert any((run_dir / "tensorboard").rglob("events.out.tfevents.*"))
+    assert (tmp_path / "finetune_curves.png").is_file()  # the example's main figure
 
 
 def test_decode_predictions_names_classes_from_the_class_index(kzoo_home, http_files, monkeypatch, caplog):

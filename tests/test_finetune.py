@@ -233,10 +233,14 @@ def test_cli_finetune_writes_a_model_and_tensorboard_logs(tmp_path):
 
 def test_transfer_example_runs(tmp_path):
     result = run_script(
-        Path(__file__).resolve().parent.parent / "examples" / "transfer_lenet5_uci_digits.py", "--quick"
+        Path(__file__).resolve().parent.parent / "examples" / "transfer_lenet5_uci_digits.py",
+        "--quick",
+        "--output-dir",
+        tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "held-out accuracy" in result.stdout and "Pretraining on MNIST adds" in result.stdout
+    assert (tmp_path / "transfer_lenet5_uci_digits.png").is_file()  # the example's main figure
 
 
 def _last_json(output: str) -> dict:

@@ -55,6 +55,7 @@ def test_recipe_runs_in_quick_mode_without_touching_the_shipped_weights(tmp_path
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["test_accuracy"] > 0.85  # 3 short epochs on 5,000 images
     assert (tmp_path / "lenet5_mnist.weights.h5").is_file()
+    assert (tmp_path / "lenet5_mnist_training.png").is_file()  # the example's main figure
     assert (weights_lib.shipped_dir() / "manifest.json").read_bytes() == manifest
     model = kzoo.get("lenet5", pretrained=tmp_path / "lenet5_mnist.weights.h5")
     assert np.isfinite(model.get_weights()[0]).all()

@@ -191,7 +191,7 @@ def test_isbi_recipe_runs_in_quick_mode(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert 0.0 <= summary["pixel_error"] <= 1.0
-    assert len(list(tmp_path.glob("slice*_image_mask_prediction.png"))) == 5
+    assert len(list(tmp_path.glob("slice*_image_mask_prediction.png"))) == 5  # slice25_... is the main figure
     # Prediction maps are logged to TensorBoard during training (read back with its own reader).
     from tensorboard.backend.event_processing import event_accumulator
 
