@@ -202,10 +202,7 @@ summary = {"metrics": metrics, "train_seconds": round(train_seconds, 1), "histor
 if args.publish:
     if metrics["test_reconstruction_bce"] > publish_threshold:
         raise SystemExit(f"not publishing: test BCE {metrics['test_reconstruction_bce']} > {publish_threshold}")
-    target = kzoo_weights.shipped_dir() / weights_path.name
-    temporary = target.with_suffix(".tmp")
-    temporary.write_bytes(weights_path.read_bytes())
-    os.replace(temporary, target)
+    target = kzoo_weights.publish_file(weights_path)
     hashes = kzoo_weights.file_hashes(target)
     record = kzoo_weights.WeightsRecord(
         model=args.model,

@@ -192,10 +192,7 @@ print(f"wrote {output_dir}")
 
 if args.publish:
     for tag, path in weight_paths.items():
-        target = kzoo_weights.shipped_dir() / path.name
-        temporary = target.with_suffix(".tmp")
-        temporary.write_bytes(path.read_bytes())
-        os.replace(temporary, target)
+        target = kzoo_weights.publish_file(path)
         hashes = kzoo_weights.file_hashes(target)
         record = kzoo_weights.WeightsRecord(
             model="cyclegan_generator_resnet6",

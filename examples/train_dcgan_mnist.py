@@ -183,10 +183,7 @@ if args.publish:
     if metrics["lenet5_score"] < 5.0:
         raise SystemExit(f"not publishing: LeNet-5 score {metrics['lenet5_score']} is below 5")
     for network, path in weight_paths.items():
-        target = kzoo_weights.shipped_dir() / path.name
-        temporary = target.with_suffix(".tmp")
-        temporary.write_bytes(path.read_bytes())
-        os.replace(temporary, target)
+        target = kzoo_weights.publish_file(path)
         hashes = kzoo_weights.file_hashes(target)
         kwargs = {"base_filters": widths[network]}
         if network == "generator":

@@ -179,10 +179,7 @@ print(f"wrote {weights_path} and figures in {output_dir}")
 """
 
 if args.publish:
-    target = kzoo_weights.shipped_dir() / weights_path.name
-    temporary = target.with_suffix(".tmp")
-    temporary.write_bytes(weights_path.read_bytes())
-    os.replace(temporary, target)
+    target = kzoo_weights.publish_file(weights_path)
     record = kzoo_weights.WeightsRecord(
         model="unet_modern",
         tag="isbi2012",
