@@ -140,7 +140,7 @@ figure, axis = plt.subplots(figsize=(6, 5))
 axis.scatter(xy[:, 0], xy[:, 1], s=8, color="tab:blue")
 for (x_, y_), word in zip(xy, shown):
     axis.annotate(word, (x_, y_), fontsize=8, color="tab:red" if word in queries else "black")
-axis.set_title(f"{name}: query words (red) and their nearest neighbours, PCA")
+axis.set_title(f"{name}: query words (red) and neighbours, PCA", fontsize=10)
 figure.tight_layout()
 figure.savefig(output_dir / "word2vec_words.png", dpi=100)
 print(f"wrote {output_dir / 'word2vec_words.png'}")
