@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +146,29 @@ def load_sst2(split: str = "train") -> tuple[list[str], np.ndarray]:
     header, rows = rows[0], rows[1:]
     sentence, label = header.index("sentence"), header.index("label")
     return [row[sentence].strip() for row in rows], np.asarray([int(row[label]) for row in rows], "int32")
+
+
+def sst2_validation_split(
+    texts: Sequence[str], labels: np.ndarray, *, sentences: int = 1000, seed: int = 0
+) -> tuple[tuple[list[str], np.ndarray], tuple[list[str], np.ndarray]]:
+    """SST-2 train split into ``(train, validation)`` without leaking phrases.
+
+    SST-2's training set holds every phrase of each review sentence, so a random split
+    would mostly hold out pieces of sentences still in training. Instead, ``sentences``
+    long phrases (15 words or more: probably whole sentences) are held out, and every
+    training phrase contained in one of them is dropped.
+    """
+    rng = np.random.default_rng(seed)
+    long_phrases = [i for i, t in enumerate(texts) if len(t.split()) >= 15]
+    held_out = set(rng.choice(long_phrases, size=min(sentences, len(long_phrases) // 4), replace=False).tolist())
+    joined = "\n".join(texts[i] for i in held_out)
+    train = [i for i, t in enumerate(texts) if i not in held_out and t not in joined]
+    validation = sorted(held_out)
+    labels = np.asarray(labels)
+    return (
+        ([texts[i] for i in train], labels[train]),
+        ([texts[i] for i in validation], labels[validation]),
+    )
 
 
 def load_conll2003(split: str = "train") -> tuple[list[list[str]], list[list[str]]]:

@@ -374,7 +374,10 @@ def get(name: str, /, *, pretrained: bool | str | os.PathLike = False, **kwargs:
         path = weights_lib.fetch(record)
         # The reference model is exactly the weights' configuration, so the file always
         # loads into it; transfer_weights then maps it onto what was asked for.
-        reference = model_spec.builder(**{**build_kwargs, **_record_configuration(model_spec, record)})
+        # Its family arguments are the record's (a masked-LM file for a classifier: head="mlm").
+        reference = model_spec.builder(
+            **{**build_kwargs, **record.builder_kwargs, **_record_configuration(model_spec, record)}
+        )
         weights_lib.load_weights_file(reference, path, format=record.format)
         transfer_weights(reference, model, model_spec, source_description=f"weights '{record.key}'")
         del reference

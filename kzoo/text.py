@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -143,7 +144,8 @@ def text_datasets(
     Args:
         texts: Raw strings.
         labels: One integer class per text.
-        vectorizer: From :func:`vectorizer` (ragged output).
+        vectorizer: From :func:`vectorizer` (ragged output), or a
+            :class:`WordPieceTokenizer` for BERT models (dict inputs).
         batch_size: Batch size.
         lengths: Padded lengths; texts longer than the last are cut.
         shuffle: Reshuffle every epoch and drop each length bucket's last partial batch
@@ -161,7 +163,13 @@ def text_datasets(
     if shuffle:
         dataset = dataset.shuffle(len(texts), seed=seed, reshuffle_each_iteration=True)
     # Vectorize many texts per call (much faster than one at a time), then bucket.
-    dataset = dataset.batch(1024).map(lambda x, y: (tf.cast(vectorizer(x), tf.int32), y)).unbatch()
+    # A WordPieceTokenizer gives a dict of ragged BERT inputs, a vectorizer ragged ids.
+    encode = getattr(vectorizer, "ragged_inputs", vectorizer)
+
+    def vectorize(x: Any, y: Any) -> Any:
+        return tf.nest.map_structure(lambda t: tf.cast(t, tf.int32), encode(x)), y
+
+    dataset = dataset.batch(1024).map(vectorize).unbatch()
     return bucket(dataset, batch_size=batch_size, lengths=lengths, drop_remainder=shuffle).prefetch(tf.data.AUTOTUNE)
 
 
@@ -190,23 +198,27 @@ def end_to_end(model: Any, vectorizer: Any, *, max_length: int = DEFAULT_LENGTHS
 
 def vectorizer_for(model: Any) -> Any:
     """The vectorizer the pretrained weights of ``model`` (from :func:`kzoo.get`) were trained with."""
+    record, path = _shipped_vocabulary(
+        model,
+        "a model from kzoo.get(name, pretrained=TAG) whose weights carry a vocabulary",
+        "Build your own with kzoo.text.vectorizer(texts).",
+        lambda text: "vocabulary" in text and text.get("tokenizer") != "wordpiece",
+    )
+    return vectorizer(vocabulary=path, standardize=record.text["standardize"], split=record.text["split"])
+
+
+def _shipped_vocabulary(model: Any, expected: str, fix: str, fits: Any) -> tuple[Any, Path]:
+    """The weights record of ``model`` and its vocabulary file, hash-checked."""
     from kzoo import registry, weights
 
     origin = registry.origin(model)
     record = origin.weights if origin is not None else None
-    if record is None or "vocabulary" not in record.text:
-        raise InvalidArgumentError(
-            expected_received(
-                "model",
-                "a model from kzoo.get(name, pretrained=TAG) whose weights carry a vocabulary",
-                getattr(model, "name", model),
-                "Build your own with kzoo.text.vectorizer(texts).",
-            )
-        )
+    if record is None or not fits(record.text):
+        raise InvalidArgumentError(expected_received("model", expected, getattr(model, "name", model), fix))
     path = weights.shipped_dir() / record.text["vocabulary"]
     if not path.is_file() or weights.file_hashes(path)["sha256"] != record.text["vocabulary_sha256"]:
         raise WeightsError(f"vocabulary {path} of weights {record.key} is missing or fails its sha256.")
-    return vectorizer(vocabulary=path, standardize=record.text["standardize"], split=record.text["split"])
+    return record, path
 
 
 # --------------------------------------------------------------------------------------
@@ -579,3 +591,245 @@ def id_stream(vectorizer: Any, lines: Sequence[str]) -> np.ndarray:
     """All lines vectorized (ragged ids) and joined into one flat id array."""
     rows = vectorizer(list(lines)).numpy()
     return np.concatenate([np.asarray(row, "int64") for row in rows if len(row)])
+
+
+# --------------------------------------------------------------------------------------
+# WordPiece (BERT)
+# --------------------------------------------------------------------------------------
+
+BERT_RESERVED = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def wordpiece_vocabulary(
+    texts: Iterable[str], *, vocab_size: int = 8192, lowercase: bool = True, path: str | os.PathLike | None = None
+) -> list[str]:
+    """Learns a WordPiece vocabulary from ``texts`` with tensorflow-text's BERT learner.
+
+    The reserved tokens come first (``[PAD]`` = 0, ``[UNK]``, ``[CLS]``, ``[SEP]``,
+    ``[MASK]``); ``vocab_size`` is the learner's target (the result is close to it).
+    With ``path`` the vocabulary is also written there, one token per line.
+    """
+    import tensorflow as tf
+    from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset as learner
+
+    if not isinstance(vocab_size, int) or vocab_size <= len(BERT_RESERVED):
+        raise InvalidArgumentError(expected_received("vocab_size", f"an int > {len(BERT_RESERVED)}", vocab_size))
+    texts = [t for t in texts if t.strip()]
+    if not texts:
+        raise InvalidArgumentError(expected_received("texts", "at least one non-empty string", "none"))
+    vocabulary = learner.bert_vocab_from_dataset(
+        tf.data.Dataset.from_tensor_slices(tf.constant(texts)).batch(1024),
+        vocab_size=vocab_size,
+        reserved_tokens=list(BERT_RESERVED),
+        bert_tokenizer_params={"lower_case": lowercase},
+        learn_params={},
+    )
+    if path is not None:
+        Path(path).write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
+    return vocabulary
+
+
+class WordPieceTokenizer:
+    """Raw strings -> BERT inputs, with tensorflow-text's ``BertTokenizer``.
+
+    ``tokenizer(texts)`` (or ``tokenizer(texts, second_texts)`` for sentence pairs) gives
+    ``{"token_ids", "segment_ids", "padding_mask"}``, int32, padded to
+    ``sequence_length``: ``[CLS] A [SEP] (B [SEP])``, the longer segment cut first when
+    they do not fit. :meth:`ragged_inputs` gives the same unpadded, for
+    :func:`text_datasets` to pad to a few length buckets. Made of TensorFlow ops, so it
+    runs inside ``tf.data``.
+
+    Args:
+        vocabulary: A list of tokens or a vocabulary file (one per line), reserved
+            tokens included (see :func:`wordpiece_vocabulary`).
+        sequence_length: Padded length, special tokens included.
+        lowercase: Lower-case (and strip accents) before splitting, as the vocabulary
+            was learned.
+    """
+
+    def __init__(self, vocabulary: Any, *, sequence_length: int = 128, lowercase: bool = True) -> None:
+        import tensorflow as tf
+        import tensorflow_text as tf_text
+
+        if isinstance(vocabulary, (str, os.PathLike)):
+            vocabulary = Path(vocabulary).read_text(encoding="utf-8").splitlines()
+        self.vocabulary = list(vocabulary)
+        missing = [t for t in BERT_RESERVED if t not in self.vocabulary]
+        if missing or self.vocabulary[0] != "[PAD]":
+            raise InvalidArgumentError(
+                expected_received(
+                    "vocabulary",
+                    f"a WordPiece vocabulary starting with [PAD] and holding {list(BERT_RESERVED)}",
+                    f"first token {self.vocabulary[:1]}, missing {missing}",
+                    "Learn one with kzoo.text.wordpiece_vocabulary(texts).",
+                )
+            )
+        if not isinstance(sequence_length, int) or sequence_length < 3:
+            raise InvalidArgumentError(expected_received("sequence_length", "an int >= 3", sequence_length))
+        self.sequence_length, self.lowercase = sequence_length, lowercase
+        self.ids = {token: self.vocabulary.index(token) for token in BERT_RESERVED}
+        table = tf.lookup.StaticVocabularyTable(
+            tf.lookup.KeyValueTensorInitializer(self.vocabulary, tf.range(len(self.vocabulary), dtype=tf.int64)),
+            num_oov_buckets=1,
+        )
+        self._tokenizer = tf_text.BertTokenizer(table, lower_case=lowercase, token_out_type=tf.int32)
+
+    @property
+    def vocabulary_size(self) -> int:
+        return len(self.vocabulary)
+
+    def tokenize(self, texts: Any) -> Any:
+        """WordPiece ids of each text, ragged ``(texts, pieces)``, no special tokens."""
+        import tensorflow as tf
+
+        return self._tokenizer.tokenize(tf.convert_to_tensor(texts, tf.string)).merge_dims(-2, -1)
+
+    def ragged_inputs(self, texts: Any, second_texts: Any = None) -> dict[str, Any]:
+        """``token_ids``, ``segment_ids`` and ``padding_mask`` of each text, ragged."""
+        import tensorflow as tf
+        import tensorflow_text as tf_text
+
+        segments = [self.tokenize(texts)] + ([] if second_texts is None else [self.tokenize(second_texts)])
+        budget = self.sequence_length - 1 - len(segments)
+        segments = tf_text.RoundRobinTrimmer(max_seq_length=budget).trim(segments)
+        ids, segment_ids = tf_text.combine_segments(segments, self.ids["[CLS]"], self.ids["[SEP]"])
+        ids = tf.cast(ids, tf.int32)
+        return {"token_ids": ids, "segment_ids": tf.cast(segment_ids, tf.int32), "padding_mask": tf.ones_like(ids)}
+
+    def __call__(self, texts: Any, second_texts: Any = None) -> dict[str, Any]:
+        import tensorflow as tf
+
+        ragged = self.ragged_inputs(texts, second_texts)
+        shape = [None, self.sequence_length]
+        return {key: tf.cast(value.to_tensor(shape=shape), tf.int32) for key, value in ragged.items()}
+
+    def detokenize(self, ids: Any) -> list[str]:
+        """Ids back to text (WordPiece continuations joined, special tokens dropped)."""
+        words = []
+        for row in np.asarray(ids).reshape(-1, np.shape(ids)[-1]):
+            pieces = [self.vocabulary[i] for i in row if 0 <= i < len(self.vocabulary)]
+            pieces = [p for p in pieces if p not in BERT_RESERVED or p == "[UNK]"]
+            words.append(" ".join(pieces).replace(" ##", ""))
+        return words
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Writes the vocabulary, one token per line (load it back with the constructor)."""
+        path = Path(path)
+        path.write_text("\n".join(self.vocabulary) + "\n", encoding="utf-8")
+        return path
+
+
+def tokenizer_for(model: Any) -> WordPieceTokenizer:
+    """The WordPiece tokenizer the pretrained weights of a BERT ``model`` (from
+    :func:`kzoo.get`) were trained with; its vocabulary ships with the weights."""
+    record, path = _shipped_vocabulary(
+        model,
+        "a BERT model from kzoo.get(name, pretrained=TAG) whose weights carry a WordPiece vocabulary",
+        "Learn your own with kzoo.text.WordPieceTokenizer(kzoo.text.wordpiece_vocabulary(texts)).",
+        lambda text: text.get("tokenizer") == "wordpiece",
+    )
+    return WordPieceTokenizer(
+        path, sequence_length=record.text.get("max_length", 128), lowercase=record.text.get("lowercase", True)
+    )
+
+
+def packed_sequences(tokenizer: WordPieceTokenizer, lines: Sequence[str], *, sequence_length: int = 128) -> np.ndarray:
+    """A corpus as ``(n, sequence_length)`` ids: the WordPiece stream of all ``lines`` cut
+    into consecutive pieces of ``sequence_length - 2``, each as ``[CLS] piece [SEP]`` (the
+    last, shorter piece is dropped). Every sequence is full, so a compiled step sees one
+    shape (BERT pretrains on packed text the same way)."""
+    rows = tokenizer.tokenize(list(lines)).numpy()
+    stream = np.concatenate([np.asarray(row, "int32") for row in rows if len(row)])
+    body = sequence_length - 2
+    pieces = stream[: len(stream) // body * body].reshape(-1, body)
+    if not len(pieces):
+        raise InvalidArgumentError(
+            expected_received("lines", f"at least {body} WordPiece tokens", f"{len(stream)} tokens")
+        )
+    cls = np.full((len(pieces), 1), tokenizer.ids["[CLS]"], "int32")
+    sep = np.full((len(pieces), 1), tokenizer.ids["[SEP]"], "int32")
+    return np.concatenate([cls, pieces, sep], axis=1)
+
+
+def masked_lm_datasets(
+    sequences: np.ndarray,
+    tokenizer: WordPieceTokenizer,
+    *,
+    batch_size: int = 32,
+    num_predictions: int = 20,
+    mask_rate: float = 0.15,
+    shuffle: bool = True,
+    seed: int = 0,
+) -> Any:
+    """Masked-LM batches ``(inputs, target ids, weights)`` for ``bert_*`` models.
+
+    Masking is dynamic (a new draw every epoch) and BERT's: ``mask_rate`` of the
+    positions (at most ``num_predictions`` per sequence; never ``[CLS]``, ``[SEP]`` or
+    padding) are chosen; of those 80% become ``[MASK]``, 10% a random token and 10% stay.
+    tensorflow-text's ``mask_language_model`` does the choosing. ``inputs`` holds
+    ``token_ids``, ``segment_ids``, ``padding_mask`` and ``mask_positions``; targets are
+    the original ids at those positions, weights 1 for real predictions and 0 for the
+    padding of rows with fewer. For a fixed evaluation set use ``shuffle=False`` and
+    ``.cache()`` the result.
+    """
+    import tensorflow as tf
+    import tensorflow_text as tf_text
+
+    sequences = np.asarray(sequences, "int32")
+    if sequences.ndim != 2 or not len(sequences):
+        raise InvalidArgumentError(
+            expected_received("sequences", "a non-empty (n, length) int array (packed_sequences)", sequences.shape)
+        )
+    if not 0.0 < mask_rate < 1.0:
+        raise InvalidArgumentError(expected_received("mask_rate", "a rate in (0, 1)", mask_rate))
+    special = [tokenizer.ids[t] for t in ("[PAD]", "[CLS]", "[SEP]")]
+    selector = tf_text.RandomItemSelector(
+        max_selections_per_batch=num_predictions, selection_rate=mask_rate, unselectable_ids=special
+    )
+    chooser = tf_text.MaskValuesChooser(tokenizer.vocabulary_size, tokenizer.ids["[MASK]"], 0.8, 0.1)
+
+    def mask(ids: Any) -> Any:
+        ragged = tf.RaggedTensor.from_tensor(ids, padding=0)
+        masked, positions, targets = tf_text.mask_language_model(ragged, selector, chooser)
+        shape = [None, num_predictions]
+        inputs = {
+            "token_ids": tf.cast(masked.to_tensor(shape=tf.shape(ids)), tf.int32),
+            "segment_ids": tf.zeros_like(ids),
+            "padding_mask": tf.cast(ids != 0, tf.int32),
+            "mask_positions": tf.cast(positions.to_tensor(shape=shape), tf.int32),
+        }
+        weights = tf.cast(tf.ones_like(targets).to_tensor(shape=shape), tf.float32)
+        return inputs, tf.cast(targets.to_tensor(shape=shape), tf.int32), weights
+
+    dataset = tf.data.Dataset.from_tensor_slices(sequences)
+    if shuffle:
+        dataset = dataset.shuffle(len(sequences), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=shuffle).map(mask, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def fill_mask(model: Any, tokenizer: WordPieceTokenizer, text: str, k: int = 5) -> list[list[tuple[str, float]]]:
+    """The ``k`` likeliest tokens, with probabilities, for each ``[MASK]`` in ``text``
+    according to a masked-LM ``bert_*`` model."""
+    pieces = text.split("[MASK]")
+    if len(pieces) < 2:
+        raise InvalidArgumentError(expected_received("text", "at least one [MASK] token", text))
+    # The WordPiece splitter would cut "[MASK]" into "[", "mask", "]": tokenize around it.
+    ids = [tokenizer.ids["[CLS]"]]
+    for index, piece_ids in enumerate(tokenizer.tokenize(pieces).numpy()):
+        ids += ([tokenizer.ids["[MASK]"]] if index else []) + [int(i) for i in piece_ids]
+    ids = (ids[: tokenizer.sequence_length - 1] + [tokenizer.ids["[SEP]"]])[: tokenizer.sequence_length]
+    token_ids = np.zeros((1, tokenizer.sequence_length), "int32")
+    token_ids[0, : len(ids)] = ids
+    inputs = {"token_ids": token_ids, "segment_ids": np.zeros_like(token_ids), "padding_mask": (token_ids > 0) * 1}
+    positions = np.flatnonzero(token_ids[0] == tokenizer.ids["[MASK]"])
+    count = model.get_layer("mlm_gather").output.shape[1]
+    inputs["mask_positions"] = np.zeros((1, count), "int32")
+    inputs["mask_positions"][0, : len(positions[:count])] = positions[:count]
+    logits = np.asarray(model.predict(inputs, verbose=0))[0, : len(positions[:count])]
+    probabilities = np.exp(logits - logits.max(-1, keepdims=True))
+    probabilities /= probabilities.sum(-1, keepdims=True)
+    return [
+        [(tokenizer.vocabulary[i], float(row[i])) for i in np.argsort(-row)[:k] if i < tokenizer.vocabulary_size]
+        for row in probabilities
+    ]

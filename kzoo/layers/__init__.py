@@ -2,5 +2,14 @@
 
 from kzoo.layers.gradient_reversal import GradientReversal
 from kzoo.layers.lipschitz import GroupSort
+from kzoo.layers.transformer import Bias, GatherPositions, PositionEmbedding, TokenEmbedding, TransformerEncoderBlock
 
-__all__ = ["GradientReversal", "GroupSort"]
+__all__ = [
+    "Bias",
+    "GatherPositions",
+    "GradientReversal",
+    "GroupSort",
+    "PositionEmbedding",
+    "TokenEmbedding",
+    "TransformerEncoderBlock",
+]

@@ -3,6 +3,7 @@
 from kzoo.models import (  # noqa: F401
     alexnet,
     autoencoders,
+    bert,
     cyclegan,
     gan,
     imagenet_weights,
