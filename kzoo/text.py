@@ -98,7 +98,7 @@ def _check_lengths(lengths: Any) -> tuple[int, ...]:
 def bucket(
     dataset: Any, *, batch_size: int, lengths: Sequence[int] = DEFAULT_LENGTHS, drop_remainder: bool = False
 ) -> Any:
-    """Batches variable-length ``(features, target)`` examples padded to fixed lengths.
+    """Batches variable-length ``(features, target[, weights])`` examples padded to fixed lengths.
 
     Every sequence (the features, and the target when it is a sequence of the same
     length) is cut to ``max(lengths)`` and padded with 0 to the smallest length in
@@ -114,14 +114,14 @@ def bucket(
     def first(features: Any) -> Any:
         return tf.nest.flatten(features)[0]
 
-    def cut(features: Any, target: Any) -> Any:
+    def cut(features: Any, target: Any, *weights: Any) -> Any:
         features = tf.nest.map_structure(lambda t: t[:longest], features)
-        if target.shape.rank:  # a tag per token
-            target = target[:longest]
-        return features, target
+        if target.shape.rank:  # a tag per token (and a weight per token)
+            target, weights = target[:longest], tuple(w[:longest] for w in weights)
+        return (features, target, *weights)
 
     return dataset.map(cut, num_parallel_calls=tf.data.AUTOTUNE).bucket_by_sequence_length(
-        element_length_func=lambda features, target: tf.shape(first(features))[0],
+        element_length_func=lambda features, *rest: tf.shape(first(features))[0],
         bucket_boundaries=[n + 1 for n in lengths],
         bucket_batch_sizes=[batch_size] * (len(lengths) + 1),
         pad_to_bucket_boundary=True,
@@ -266,7 +266,11 @@ def tagging_datasets(
 ) -> Any:
     """``({"words", "chars"}, tag ids)`` batches for a tagger, padded to length buckets.
 
-    Arguments as for :func:`text_datasets`; ``tags`` holds one tag id per token.
+    Arguments as for :func:`text_datasets`; ``tags`` holds one tag id per token. With a
+    :class:`WordPieceTokenizer` as ``features`` (BERT taggers) batches are
+    ``(BERT inputs, tag ids, weights)``, one tag per WordPiece: a word's tag sits on its
+    first piece with weight 1; its other pieces, ``[CLS]``, ``[SEP]`` and padding have
+    weight 0 (:meth:`WordPieceTokenizer.word_starts` maps predictions back to words).
     """
     import tensorflow as tf
 
@@ -276,12 +280,44 @@ def tagging_datasets(
         )
     if any(len(s) == 0 for s in sentences):
         raise InvalidArgumentError(expected_received("sentences", "no empty sentence", "an empty one"))
+    if isinstance(features, WordPieceTokenizer):
+        return _wordpiece_tagging(sentences, tags, features, batch_size, lengths, shuffle, seed)
     dataset = tf.data.Dataset.from_tensor_slices(
         (tf.ragged.constant([list(s) for s in sentences]), tf.ragged.constant([list(t) for t in tags], tf.int32))
     )
     if shuffle:
         dataset = dataset.shuffle(len(sentences), seed=seed, reshuffle_each_iteration=True)
     dataset = dataset.map(lambda s, t: (features(s), t), num_parallel_calls=tf.data.AUTOTUNE)
+    return bucket(dataset, batch_size=batch_size, lengths=lengths, drop_remainder=shuffle).prefetch(tf.data.AUTOTUNE)
+
+
+def _wordpiece_tagging(sentences, tags, tokenizer, batch_size, lengths, shuffle, seed) -> Any:
+    import tensorflow as tf
+
+    ids, labels, weights = [], [], []
+    for pieces, starts, sentence_tags in zip(*tokenizer.word_starts(sentences), tags):
+        ids.append(pieces)
+        row_labels, row_weights = np.zeros(len(pieces), "int32"), np.zeros(len(pieces), "float32")
+        kept = starts < len(pieces) - 1  # words cut off by sequence_length are dropped
+        row_labels[starts[kept]] = np.asarray(sentence_tags)[kept]
+        row_weights[starts[kept]] = 1.0
+        labels.append(row_labels)
+        weights.append(row_weights)
+    dataset = tf.data.Dataset.from_tensor_slices(
+        (tf.ragged.constant(ids, tf.int32), tf.ragged.constant(labels, tf.int32), tf.ragged.constant(weights))
+    )
+    if shuffle:
+        dataset = dataset.shuffle(len(ids), seed=seed, reshuffle_each_iteration=True)
+
+    def inputs(token_ids: Any, target: Any, weight: Any) -> Any:
+        features = {
+            "token_ids": token_ids,
+            "segment_ids": tf.zeros_like(token_ids),
+            "padding_mask": tf.ones_like(token_ids),
+        }
+        return features, target, weight
+
+    dataset = dataset.map(inputs, num_parallel_calls=tf.data.AUTOTUNE)
     return bucket(dataset, batch_size=batch_size, lengths=lengths, drop_remainder=shuffle).prefetch(tf.data.AUTOTUNE)
 
 
@@ -702,6 +738,23 @@ class WordPieceTokenizer:
         ragged = self.ragged_inputs(texts, second_texts)
         shape = [None, self.sequence_length]
         return {key: tf.cast(value.to_tensor(shape=shape), tf.int32) for key, value in ragged.items()}
+
+    def word_starts(self, sentences: Sequence[Sequence[str]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Pre-split sentences (lists of words) as ``[CLS] pieces [SEP]`` ids, cut to
+        ``sequence_length``, and the position of each word's first piece (a word cut off
+        gets the position of the final ``[SEP]`` or beyond)."""
+        import tensorflow as tf
+
+        words = tf.ragged.constant([list(s) for s in sentences])
+        pieces = self._tokenizer.tokenize(words).merge_dims(-2, -1).to_list()  # [sentence][word][piece]
+        all_ids, all_starts = [], []
+        for sentence in pieces:
+            lengths = np.array([len(word) for word in sentence])
+            starts = 1 + np.concatenate([[0], np.cumsum(lengths)[:-1]])
+            body = [piece for word in sentence for piece in word][: self.sequence_length - 2]
+            all_ids.append(np.asarray([self.ids["[CLS]"], *body, self.ids["[SEP]"]], "int32"))
+            all_starts.append(starts.astype("int64"))
+        return all_ids, all_starts
 
     def detokenize(self, ids: Any) -> list[str]:
         """Ids back to text (WordPiece continuations joined, special tokens dropped)."""

@@ -353,3 +353,25 @@ def test_pretrained_encoder_moves_to_the_classifier_and_tagger(caplog):
 def test_tokenizer_for_refuses_a_model_without_wordpiece_weights():
     with pytest.raises(InvalidArgumentError, match="WordPiece"):
         text.tokenizer_for(kzoo.get("bert_tiny", vocab_size=50, **SMALL))
+
+
+def test_tagger_learns_word_tags_through_wordpiece_alignment(tokenizer, tmp_path):
+    rng = np.random.default_rng(2)
+    sentences = [list(rng.choice(WORDS, size=rng.integers(3, 8))) for _ in range(192)]
+    animals = {"cat", "dogs", "birds"}
+    tags = [[int(word in animals) for word in sentence] for sentence in sentences]
+    train = text.tagging_datasets(sentences, tags, features=tokenizer, batch_size=32, lengths=(16,))
+    inputs, labels, weights = next(iter(train))
+    assert set(inputs) == {"token_ids", "segment_ids", "padding_mask"}
+    assert labels.shape == weights.shape == inputs["token_ids"].shape
+    ids, starts = tokenizer.word_starts([["the", "dogs", "sang"]])
+    assert tokenizer.detokenize(ids) == ["the dogs sang"] and list(starts[0]) == [1, 2, 3]
+    model = kzoo.get("bert_tiny_tagger", vocab_size=tokenizer.vocabulary_size, num_classes=2, dropout=0.0, **SMALL)
+    kzoo.finetune(
+        model, train, epochs=3, strategy="full", learning_rate=3e-3, jit_compile=False, verbose=0,
+        metrics=(), log_dir=tmp_path / "tagger",
+    )  # fmt: skip
+    ids, starts = tokenizer.word_starts([["the", "cat", "ran", "into", "dark", "woods"]])
+    features = {"token_ids": ids[0][None], "segment_ids": 0 * ids[0][None], "padding_mask": 1 + 0 * ids[0][None]}
+    predicted = np.asarray(model(features)).argmax(-1)[0][starts[0]]
+    assert list(predicted) == [0, 1, 0, 0, 0, 0]
