@@ -101,6 +101,11 @@ class ModelSpec:
 
 
 def _describe_input(record: weights_lib.WeightsRecord) -> str:
+    if record.text.get("tokenizer") == "wordpiece":
+        return (
+            f"text: WordPiece vocabulary {record.text['vocabulary']} (lower-cased), up to "
+            f"{record.text.get('max_length')} tokens; kzoo.text.tokenizer_for(model) makes the inputs"
+        )
     if record.text.get("vocabulary"):
         return f"text: vocabulary {record.text['vocabulary']}, standardize={record.text.get('standardize')}"
     if record.text:

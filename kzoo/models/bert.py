@@ -253,42 +253,48 @@ def _spec(name: str, size: str, head: str, task: str, description: str, example:
     )
 
 
+TRAIN_YOUR_OWN = (
+    "import kzoo\n"
+    "texts, labels = kzoo.data.load_sst2('train')\n"
+    "tokenizer = kzoo.text.WordPieceTokenizer(kzoo.text.wordpiece_vocabulary(texts))\n"
+)
+EXAMPLES = {
+    ("tiny", "mlm"): "import kzoo\n"
+    "model = kzoo.get('bert_tiny', pretrained=True)\n"
+    "tokenizer = kzoo.text.tokenizer_for(model)\n"
+    "print(kzoo.text.fill_mask(model, tokenizer, 'the king of [MASK] was crowned .'))",
+    ("tiny", "classifier"): "import kzoo\n"
+    "model = kzoo.get('bert_tiny_classifier', pretrained='sst2')\n"
+    "tokenizer = kzoo.text.tokenizer_for(model)\n"
+    "print(model.predict(tokenizer(['a gorgeous , witty , seductive movie .'])))",
+    ("tiny", "tagger"): "import kzoo\n"
+    "model = kzoo.get('bert_tiny_tagger', pretrained=True, num_classes=9)  # pretrained encoder, new head\n"
+    "tokenizer = kzoo.text.tokenizer_for(model)\n"
+    "# kzoo.finetune(model, kzoo.text.tagging_datasets(sentences, tags, features=tokenizer), epochs=3)",
+    ("mini", "mlm"): TRAIN_YOUR_OWN + "model = kzoo.get('bert_mini', vocab_size=tokenizer.vocabulary_size)\n"
+    "# pretrain: see examples/pretrain_bert_mlm.py --size mini",
+    ("mini", "classifier"): TRAIN_YOUR_OWN
+    + "model = kzoo.get('bert_mini_classifier', vocab_size=tokenizer.vocabulary_size)\n"
+    "train = kzoo.text.text_datasets(texts, labels, vectorizer=tokenizer)",
+    ("mini", "tagger"): TRAIN_YOUR_OWN
+    + "model = kzoo.get('bert_mini_tagger', vocab_size=tokenizer.vocabulary_size, num_classes=9)",
+}
+TASKS = {"mlm": "masked-language-modeling", "classifier": "text-classification", "tagger": "token-classification"}
+DESCRIPTIONS = {
+    "mlm": "encoder ({shape}) with its masked-LM head (pretraining).",
+    "classifier": "({shape}) -> [CLS] pooler -> logits (sequence classification).",
+    "tagger": "({shape}) -> a logit vector per token (token classification).",
+}
+
 for _size, _shape in (("tiny", "2 layers, hidden 128, 2 heads"), ("mini", "4 layers, hidden 256, 4 heads")):
-    register_model(
-        _spec(
-            f"bert_{_size}",
-            _size,
-            "mlm",
-            "masked-language-modeling",
-            f"BERT-{_size.capitalize()} encoder ({_shape}) with its masked-LM head (pretraining).",
-            "import kzoo\n"
-            f"model = kzoo.get('bert_{_size}', pretrained=True)\n"
-            "tokenizer = kzoo.text.tokenizer_for(model)\n"
-            "print(kzoo.text.fill_mask(model, tokenizer, 'to be or not to [MASK] , that is the question'))",
+    for _head in HEADS:
+        register_model(
+            _spec(
+                f"bert_{_size}" + ("" if _head == "mlm" else f"_{_head}"),
+                _size,
+                _head,
+                TASKS[_head],
+                f"BERT-{_size.capitalize()} " + DESCRIPTIONS[_head].format(shape=_shape),
+                EXAMPLES[_size, _head],
+            )
         )
-    )
-    register_model(
-        _spec(
-            f"bert_{_size}_classifier",
-            _size,
-            "classifier",
-            "text-classification",
-            f"BERT-{_size.capitalize()} ({_shape}) -> [CLS] pooler -> logits (sequence classification).",
-            "import kzoo\n"
-            f"model = kzoo.get('bert_{_size}_classifier', pretrained='sst2')\n"
-            "tokenizer = kzoo.text.tokenizer_for(model)\n"
-            "print(model.predict(tokenizer(['a gorgeous , witty , seductive movie .'])))",
-        )
-    )
-    register_model(
-        _spec(
-            f"bert_{_size}_tagger",
-            _size,
-            "tagger",
-            "token-classification",
-            f"BERT-{_size.capitalize()} ({_shape}) -> a logit vector per token (token classification).",
-            "import kzoo\n"
-            f"model = kzoo.get('bert_{_size}_tagger', pretrained=True, num_classes=9)\n"
-            "# fine-tune with kzoo.finetune on kzoo.text.wordpiece_tagging_datasets(...)",
-        )
-    )
