@@ -368,8 +368,7 @@ def test_tagger_learns_word_tags_through_wordpiece_alignment(tokenizer, tmp_path
     assert tokenizer.detokenize(ids) == ["the dogs sang"] and list(starts[0]) == [1, 2, 3]
     model = kzoo.get("bert_tiny_tagger", vocab_size=tokenizer.vocabulary_size, num_classes=2, dropout=0.0, **SMALL)
     kzoo.finetune(
-        model, train, epochs=3, strategy="full", learning_rate=3e-3, jit_compile=False, verbose=0,
-        metrics=(), log_dir=tmp_path / "tagger",
+        model, train, epochs=3, strategy="full", learning_rate=3e-3, jit_compile=False, verbose=0, metrics=(),
     )  # fmt: skip
     ids, starts = tokenizer.word_starts([["the", "cat", "ran", "into", "dark", "woods"]])
     features = {"token_ids": ids[0][None], "segment_ids": 0 * ids[0][None], "padding_mask": 1 + 0 * ids[0][None]}
