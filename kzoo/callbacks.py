@@ -1,4 +1,4 @@
-"""Training callbacks: TensorBoard views, crash-safe checkpoints, resume and a NaN guard.
+"""Training callbacks: TensorBoard views, crash-safe checkpoints, resume, a NaN guard, a time-to-accuracy timer.
 
 :func:`default_callbacks` assembles the set :func:`kzoo.finetune` uses; each class also works
 on its own with any ``keras.Model.fit``.
@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -767,3 +768,70 @@ def default_callbacks(
             )
         )
     return callbacks
+
+
+# ---------------------------------------------------------------------------------------------
+# TimeToAccuracy
+# ---------------------------------------------------------------------------------------------
+
+
+class TimeToAccuracy(keras.callbacks.Callback):
+    """Measures the training wall time until held-out accuracy first reaches a target, then stops.
+
+    The clock starts when ``fit`` begins, so it includes tracing and XLA compilation, and it
+    is paused while this callback evaluates, so the figure is training time only. Accuracy is
+    the argmax of the model's outputs against integer labels, checked at every epoch end and,
+    with ``every_steps``, every that many training steps.
+
+    Args:
+        x: Held-out inputs.
+        y: Their integer labels.
+        target: Accuracy to reach, in (0, 1].
+        every_steps: Also evaluate every this many training steps (``None``: epoch ends only).
+        batch_size: Evaluation batch size.
+
+    Attributes:
+        seconds: Training seconds until ``target`` was first reached, or ``None``.
+        history: ``(training seconds, steps, accuracy)`` of every evaluation.
+
+    Example:
+        >>> import kzoo.callbacks
+        >>> timer = kzoo.callbacks.TimeToAccuracy(x_test, y_test, target=0.99)
+        >>> model.fit(x, y, epochs=20, callbacks=[timer])
+        >>> timer.seconds
+        41.7
+    """
+
+    def __init__(self, x: Any, y: Any, *, target: float, every_steps: int | None = None, batch_size: int = 1000):
+        super().__init__()
+        if not 0.0 < target <= 1.0:
+            raise InvalidArgumentError(expected_received("target", "an accuracy in (0, 1]", target))
+        if every_steps is not None and (isinstance(every_steps, bool) or every_steps < 1):
+            raise InvalidArgumentError(expected_received("every_steps", "None or a positive integer", every_steps))
+        self.x, self.y = x, np.asarray(y).reshape(-1)
+        self.target, self.every_steps, self.batch_size = target, every_steps, batch_size
+        self.seconds: float | None = None
+        self.history: list[tuple[float, int, float]] = []
+
+    def on_train_begin(self, logs=None):
+        self.seconds, self.history, self._steps, self._elapsed = None, [], 0, 0.0
+        self._started = time.perf_counter()
+
+    def _evaluate(self) -> None:
+        self._elapsed += time.perf_counter() - self._started
+        predictions = np.asarray(self.model.predict(self.x, batch_size=self.batch_size, verbose=0))
+        accuracy = float(np.mean(predictions.argmax(-1).reshape(-1) == self.y))
+        self.history.append((self._elapsed, self._steps, accuracy))
+        if accuracy >= self.target and self.seconds is None:
+            self.seconds = self._elapsed
+            self.model.stop_training = True
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        if self.every_steps and self._steps % self.every_steps == 0:
+            self._evaluate()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.every_steps or self._steps % self.every_steps:
+            self._evaluate()
