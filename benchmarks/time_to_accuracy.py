@@ -67,7 +67,7 @@ def reference_recipe() -> None:
     )
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     y = keras.utils.to_categorical(labels[:train_size], 10)
-    timer = TimeToAccuracy(x_test, test_labels, target=args.target, every_steps=train_size // 128 // 2)
+    timer = TimeToAccuracy(x_test, test_labels, target=args.target, per_epoch=2)
     model.fit(x, y, batch_size=128, epochs=args.reference_epochs, verbose=2, callbacks=[timer])
     print(MARKER + json.dumps({"seconds": timer.seconds, "history": timer.history}))
 

@@ -139,7 +139,7 @@ model.compile(
 )
 callbacks = []
 if args.stop_at is not None:  # benchmarks/time_to_accuracy.py: training time until the test set reaches it
-    timer = kzoo.callbacks.TimeToAccuracy(x_test, y_test, target=args.stop_at, every_steps=steps // args.epochs // 2)
+    timer = kzoo.callbacks.TimeToAccuracy(x_test, y_test, target=args.stop_at, per_epoch=2)
     callbacks.append(timer)
 started = time.perf_counter()
 # A timed run evaluates on the test set only (the timer pauses its clock for that); validation would add to it.

@@ -780,14 +780,14 @@ class TimeToAccuracy(keras.callbacks.Callback):
 
     The clock starts when ``fit`` begins, so it includes tracing and XLA compilation, and it
     is paused while this callback evaluates, so the figure is training time only. Accuracy is
-    the argmax of the model's outputs against integer labels, checked at every epoch end and,
-    with ``every_steps``, every that many training steps.
+    the argmax of the model's outputs against integer labels, checked ``per_epoch`` times an
+    epoch, evenly spaced, the last at the epoch's end.
 
     Args:
         x: Held-out inputs.
         y: Their integer labels.
         target: Accuracy to reach, in (0, 1].
-        every_steps: Also evaluate every this many training steps (``None``: epoch ends only).
+        per_epoch: Evaluations per epoch (more than 1 needs a known number of steps per epoch).
         batch_size: Evaluation batch size.
 
     Attributes:
@@ -796,25 +796,28 @@ class TimeToAccuracy(keras.callbacks.Callback):
 
     Example:
         >>> import kzoo.callbacks
-        >>> timer = kzoo.callbacks.TimeToAccuracy(x_test, y_test, target=0.99)
+        >>> timer = kzoo.callbacks.TimeToAccuracy(x_test, y_test, target=0.99, per_epoch=2)
         >>> model.fit(x, y, epochs=20, callbacks=[timer])
         >>> timer.seconds
         41.7
     """
 
-    def __init__(self, x: Any, y: Any, *, target: float, every_steps: int | None = None, batch_size: int = 1000):
+    def __init__(self, x: Any, y: Any, *, target: float, per_epoch: int = 1, batch_size: int = 1000):
         super().__init__()
-        if not 0.0 < target <= 1.0:
+        if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0.0 < target <= 1.0:
             raise InvalidArgumentError(expected_received("target", "an accuracy in (0, 1]", target))
-        if every_steps is not None and (isinstance(every_steps, bool) or every_steps < 1):
-            raise InvalidArgumentError(expected_received("every_steps", "None or a positive integer", every_steps))
+        if isinstance(per_epoch, bool) or not isinstance(per_epoch, int) or per_epoch < 1:
+            raise InvalidArgumentError(expected_received("per_epoch", "a positive integer", per_epoch))
         self.x, self.y = x, np.asarray(y).reshape(-1)
-        self.target, self.every_steps, self.batch_size = target, every_steps, batch_size
+        self.target, self.per_epoch, self.batch_size = target, per_epoch, batch_size
         self.seconds: float | None = None
         self.history: list[tuple[float, int, float]] = []
 
     def on_train_begin(self, logs=None):
         self.seconds, self.history, self._steps, self._elapsed = None, [], 0, 0.0
+        steps = (self.params or {}).get("steps") or 0
+        # Batch indices after which to evaluate inside an epoch (the epoch's end is always one).
+        self._inside = {round(k * steps / self.per_epoch) - 1 for k in range(1, self.per_epoch)} if steps else set()
         self._started = time.perf_counter()
 
     def _evaluate(self) -> None:
@@ -829,9 +832,9 @@ class TimeToAccuracy(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self._steps += 1
-        if self.every_steps and self._steps % self.every_steps == 0:
+        if batch in self._inside:
             self._evaluate()
 
     def on_epoch_end(self, epoch, logs=None):
-        if not self.every_steps or self._steps % self.every_steps:
+        if self.seconds is None:
             self._evaluate()
