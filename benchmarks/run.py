@@ -31,12 +31,15 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import inspect
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -67,8 +70,37 @@ def _applications(name: str):
     return factory
 
 
+def _bert_backbone(info: dict, batch: int, rng):
+    """keras-hub's BertBackbone at kzoo's vocabulary, depth, width, heads and sequence length.
+
+    kzoo's ``bert_*`` models add their head (masked LM, classifier or tagger) to the same encoder,
+    so the ratio compares encoder + head against the bare backbone.
+    """
+    import keras_hub
+
+    config = info["builder_kwargs"]
+    model = keras_hub.models.BertBackbone(
+        vocabulary_size=config["vocab_size"],
+        num_layers=config["num_layers"],
+        num_heads=config["num_heads"],
+        hidden_dim=config["hidden_dim"],
+        intermediate_dim=config["intermediate_dim"],
+        dropout=config["dropout"],
+        max_sequence_length=config["max_sequence_length"],
+        num_segments=config["num_segments"],
+    )
+    (length,) = info["sample_shapes"]["token_ids"]
+    inputs = {
+        "token_ids": rng.integers(1, config["vocab_size"], size=(batch, length)).astype("int32"),
+        "segment_ids": (np.arange(length)[None, :] >= length // 2).repeat(batch, 0).astype("int32"),
+        "padding_mask": np.ones((batch, length), "int32"),
+    }
+    return model, inputs
+
+
 # Reference implementations: registry-name pattern -> (label, factory(info, batch, rng) -> (model, inputs)).
-# ``info`` is what the kzoo worker measured: input_shapes, num_classes, builder_kwargs.
+# ``info`` is what the kzoo worker measured: input_shapes, sample_shapes (per input, without the
+# batch), num_classes and builder_kwargs (the builder's defaults updated by the variant's arguments).
 REFERENCES = {
     "vgg16": ("keras.applications.VGG16", _applications("VGG16")),
     "vgg19": ("keras.applications.VGG19", _applications("VGG19")),
@@ -78,6 +110,7 @@ REFERENCES = {
     "resnet50v2": ("keras.applications.ResNet50V2", _applications("ResNet50V2")),
     "resnet101v2": ("keras.applications.ResNet101V2", _applications("ResNet101V2")),
     "resnet152v2": ("keras.applications.ResNet152V2", _applications("ResNet152V2")),
+    "bert_*": ("keras_hub BertBackbone", _bert_backbone),
 }
 
 
@@ -95,6 +128,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per measurement")
     parser.add_argument("--warmup", type=int, default=1, help="untimed steps after the first call")
     parser.add_argument("--quick", action="store_true", help="each model's tiny test configuration (smoke run)")
+    parser.add_argument(
+        "--kwargs", default="{}", help="builder arguments for every model, JSON: '{\"sequence_length\": 128}'"
+    )
     parser.add_argument("--bf16", action="store_true", help="mixed_bfloat16 instead of mixed_float16")
     parser.add_argument("--precisions", default=None, help="comma-separated, e.g. float32 (default: float32 + mixed)")
     parser.add_argument("--xla", default="on,off", help="'on', 'off' or 'on,off'")
@@ -111,6 +147,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     for option in ("batch", "steps"):
         if getattr(args, option) < 1:
             parser.error(f"--{option}: expected a positive integer, received {getattr(args, option)}")
+    try:
+        kwargs = json.loads(args.kwargs)
+    except json.JSONDecodeError:
+        kwargs = None
+    if not isinstance(kwargs, dict):
+        parser.error(
+            f"--kwargs: expected a JSON object such as '{{\"sequence_length\": 128}}', received {args.kwargs!r}"
+        )
+    args.kwargs = kwargs
     if args.warmup < 0:
         parser.error(f"--warmup: expected 0 or more, received {args.warmup}")
     xla = [part.strip() for part in args.xla.split(",") if part.strip()]
@@ -212,7 +257,7 @@ def worker(args: argparse.Namespace) -> dict:
         from kzoo import registry
 
         spec = registry.spec(args.worker)
-        kwargs = dict(spec.test_kwargs) if args.quick else {}
+        kwargs = {**(dict(spec.test_kwargs) if args.quick else {}), **args.kwargs}
 
         def build(rng):
             model = kzoo.get(args.worker, **kwargs)
@@ -241,8 +286,15 @@ def worker(args: argparse.Namespace) -> dict:
                 result["input_shapes"] = [list(t.shape[1:]) for t in model.inputs]
                 shapes = [tuple(t.shape) for t in keras.tree.flatten(model.outputs)]
                 result["num_classes"] = shapes[0][-1] if len(shapes) == 1 else None
+                result["sample_shapes"] = keras.tree.map_structure(lambda a: list(np.shape(a)[1:]), x)
                 if reference_info is None:
-                    result["builder_kwargs"] = {k: v for k, v in {**spec.kwargs, **kwargs}.items() if _jsonable(v)}
+                    defaults = {
+                        key: parameter.default
+                        for key, parameter in inspect.signature(spec.builder).parameters.items()
+                        if parameter.default is not inspect.Parameter.empty
+                    }
+                    merged = {**defaults, **spec.kwargs, **kwargs}
+                    result["builder_kwargs"] = {k: v for k, v in merged.items() if _jsonable(v)}
             if backend == "jax" and not args.no_flops and "train_flops" not in result:  # same count in any precision
                 result.update(_flops(model, x, y))
             del model
@@ -281,7 +333,7 @@ def flops_worker(args: argparse.Namespace) -> dict:
     from kzoo import registry
 
     spec = registry.spec(args.worker)
-    model = kzoo.get(args.worker, **(dict(spec.test_kwargs) if args.quick else {}))
+    model = kzoo.get(args.worker, **{**(dict(spec.test_kwargs) if args.quick else {}), **args.kwargs})
     x = spec.sample_inputs(model, batch_size=args.batch, seed=0)
     y = keras.tree.map_structure(lambda o: np.zeros(np.shape(o), "float32"), model.predict_on_batch(x))
     return _flops(model, x, y)
@@ -303,6 +355,7 @@ def _spawn(args: argparse.Namespace, name: str, reference_info: dict | None = No
     command += ["--flops-only"] if flops_only else []
     command += ["--warmup", str(args.warmup), "--xla", ",".join(args.xla), "--precisions", ",".join(args.precisions)]
     command += ["--quick"] if args.quick else []
+    command += ["--kwargs", json.dumps(args.kwargs)]
     command += ["--no-flops"] if args.no_flops else []
     command += ["--reference-info", json.dumps(reference_info)] if reference_info else []
     started = time.perf_counter()
@@ -383,7 +436,7 @@ def main(argv=None) -> int:
         reference = reference_for(name)
         # --quick builds kzoo's tiny test configurations, which no reference matches.
         if reference and not (args.no_reference or args.quick) and "error" not in entry:
-            info = {key: entry.get(key) for key in ("input_shapes", "num_classes", "builder_kwargs")}
+            info = {key: entry.get(key) for key in ("input_shapes", "sample_shapes", "num_classes", "builder_kwargs")}
             entry["reference"] = {"label": reference[0], **_spawn(args, name, info)}
         if backend != "jax" and "error" not in entry and not args.no_flops:
             counted = _spawn(args, name, flops_only=True)  # the same model traced by JAX, for XLA's count
