@@ -140,6 +140,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds per model subprocess")
     parser.add_argument("--json", default=None, help="write the results here")
     parser.add_argument("--markdown", default=None, help="write the Markdown table here")
+    parser.add_argument(
+        "--render", default=None, help="print the Markdown table of a saved --json file, measure nothing"
+    )
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--reference-info", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--flops-only", action="store_true", help=argparse.SUPPRESS)
@@ -385,7 +388,7 @@ def _format(value, pattern: str = "{:.1f}") -> str:
 def markdown(results: dict) -> str:
     header = (
         "| model | precision | XLA | fwd items/s | train items/s | fwd first call s | train first call s "
-        "| GFLOP/train step | MFU | peak MiB | vs reference (fwd, train) |"
+        "| GFLOP/train step | MFU | peak MiB | vs reference (fwd, train, peak memory) |"
     )
     lines = [header, "|" + " --- |" * (header.count("|") - 1)]
     for name, entry in results["models"].items():
@@ -396,14 +399,15 @@ def markdown(results: dict) -> str:
         reference_runs = {(r["precision"], r["xla"]): r for r in reference.get("runs", [])}
         for run in entry["runs"]:
             if "skipped" in run:
-                lines.append(f"| {name} | {run['precision']} | {run['xla']} | {run['skipped']} |" + " |" * 8)
+                lines.append(f"| {name} | {run['precision']} | {run['xla']} | {run['skipped']} |" + " |" * 7)
                 continue
             other = reference_runs.get((run["precision"], run["xla"]))
             versus = ""
             if other and "train_items_s" in other:
                 versus = (
                     f"{run['forward_items_s'] / other['forward_items_s']:.2f}, "
-                    f"{run['train_items_s'] / other['train_items_s']:.2f} ({reference['label']})"
+                    f"{run['train_items_s'] / other['train_items_s']:.2f}, "
+                    f"{entry['peak_memory_mib'] / reference['peak_memory_mib']:.2f} ({reference['label']})"
                 )
             elif "error" in reference:
                 versus = f"reference failed: {reference['error'][:80]}"
@@ -421,6 +425,9 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.worker:
         print(json.dumps(flops_worker(args) if args.flops_only else worker(args)))
+        return 0
+    if args.render:
+        print(markdown(json.loads(Path(args.render).read_text())))
         return 0
     import kzoo
 

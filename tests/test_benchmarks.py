@@ -65,12 +65,14 @@ def test_runner_measures_one_model_and_writes_json_and_markdown(runner, tmp_path
     table = markdown_path.read_text().splitlines()
     assert table[0].startswith("| model | precision | XLA |") and len(table) == 3
     assert table[2].startswith("| lenet5 | float32 | off |") and "| n/a |" in table[2]
+    assert runner.main(["--render", str(json_path)]) == 0  # the table again, from the saved results
 
 
 def test_markdown_shows_ratios_to_the_reference_and_errors(runner):
     run = {"precision": "float32", "xla": "on", "forward_items_s": 30.0, "train_items_s": 10.0}
     run.update(forward_first_s=1.0, train_first_s=2.0, train_step_s=0.8, mfu=0.25)
-    reference = {"label": "keras.applications.VGG16", "runs": [{**run, "forward_items_s": 20.0, "train_items_s": 10.0}]}
+    reference_run = {**run, "forward_items_s": 20.0, "train_items_s": 10.0}
+    reference = {"label": "keras.applications.VGG16", "runs": [reference_run], "peak_memory_mib": 80.0}
     results = {
         "models": {
             "vgg16": {"runs": [run], "peak_memory_mib": 100.0, "train_flops": 2e9, "reference": reference},
@@ -79,7 +81,7 @@ def test_markdown_shows_ratios_to_the_reference_and_errors(runner):
     }
     table = runner.markdown(results)
     assert (
-        "| vgg16 | float32 | on | 30.0 | 10.0 | 1.00 | 2.00 | 2 | 25.0% | 100 | 1.50, 1.00 (keras.applications.VGG16) |"
+        "| vgg16 | float32 | on | 30.0 | 10.0 | 1.00 | 2.00 | 2 | 25.0% | 100 | 1.50, 1.00, 1.25 (keras.applications.VGG16) |"
         in table
     )
     assert "| broken | error: timed out after 5 s |" in table
