@@ -21,6 +21,15 @@ test accuracy). Run it from the repository root:
     python examples/train_lenet5_mnist.py              # train, evaluate, write to runs/lenet5_mnist
     python examples/train_lenet5_mnist.py --publish    # ... and replace the shipped weights
     python examples/train_lenet5_mnist.py --quick      # 3 short epochs, to check the recipe runs
+    python examples/train_lenet5_mnist.py --fast       # the time-to-accuracy recipe (3 epochs)
+
+`--fast` trades the last tenths of a percent for speed: ReLU and max pooling instead of the
+paper's tanh and averaging, no shifts, a 3-epoch one-cycle learning rate (a warm-up to the peak,
+then a cosine decay), and Keras' default XLA choice (`jit_compile="auto"`: XLA with a GPU, none
+on a CPU-only machine). It passed 99.0% test accuracy (99.10%) at the end of its third
+epoch, in about 2 minutes and a quarter on 2 busy CPU cores;
+`benchmarks/time_to_accuracy.py` times it against Keras' "Simple MNIST convnet" example.
+The shipped weights come from the default recipe.
 """
 
 import argparse
@@ -57,9 +66,18 @@ parser.add_argument("--seed", type=int, default=1998)
 parser.add_argument("--output-dir", default="runs/lenet5_mnist")
 parser.add_argument("--quick", action="store_true", help="3 epochs on 6,000 images; never publishes")
 parser.add_argument("--publish", action="store_true", help="write the weights and manifest entry to zoo_weights/")
+parser.add_argument("--fast", action="store_true", help="the time-to-accuracy recipe (see above)")
+parser.add_argument("--warmup-fraction", type=float, default=0.0, help="share of the steps warming up the rate")
+parser.add_argument("--jit-compile", default="on", choices=["on", "auto"], help="'auto': Keras decides")
+parser.add_argument("--stop-at", type=float, default=None, help="stop once test accuracy reaches this (benchmark)")
 args = parser.parse_args()
+if args.fast:
+    args.activation, args.subsampling, args.shift, args.epochs = "relu", "max", 0.0, 3
+    args.learning_rate, args.warmup_fraction, args.jit_compile = 4e-3, 0.25, "auto"
 if args.quick:
     args.epochs, args.publish = 3, False
+if args.stop_at is not None:
+    args.publish = False  # the test set then decides when training stops: never a published recipe
 
 keras.utils.set_random_seed(args.seed)
 output_dir = Path(args.output_dir)
@@ -92,9 +110,10 @@ train_ds = (
     tf.data.Dataset.from_tensor_slices((x_train, y_train))
     .shuffle(len(x_train), seed=args.seed)
     .batch(args.batch_size, drop_remainder=True)
-    .map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-    .prefetch(tf.data.AUTOTUNE)
 )
+if args.shift:
+    train_ds = train_ds.map(lambda x, y: (augment(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+train_ds = train_ds.prefetch(tf.data.AUTOTUNE)
 val_ds = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(1000)
 
 """
@@ -105,16 +124,33 @@ Logits out, so the loss takes `from_logits=True`. XLA compiles the train step.
 
 model = kzoo.get("lenet5", activation=args.activation, subsampling=args.subsampling)
 steps = args.epochs * (len(x_train) // args.batch_size)
-schedule = keras.optimizers.schedules.CosineDecay(args.learning_rate, decay_steps=steps, alpha=0.01)
+warmup_steps = int(args.warmup_fraction * steps)
+schedule = keras.optimizers.schedules.CosineDecay(
+    args.learning_rate / 10 if warmup_steps else args.learning_rate,
+    decay_steps=steps - warmup_steps,
+    alpha=0.01,
+    warmup_target=args.learning_rate if warmup_steps else None,
+    warmup_steps=warmup_steps,
+)
 model.compile(
     optimizer=keras.optimizers.Adam(schedule),
     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     metrics=["accuracy"],
-    jit_compile=True,
+    jit_compile=True if args.jit_compile == "on" else "auto",
 )
+callbacks = []
+if args.stop_at is not None:  # benchmarks/time_to_accuracy.py: training time until the test set reaches it
+    timer = kzoo.callbacks.TimeToAccuracy(x_test, y_test, target=args.stop_at, per_epoch=2)
+    callbacks.append(timer)
 started = time.perf_counter()
-history = model.fit(train_ds, validation_data=val_ds, epochs=args.epochs, verbose=2)
+# A timed run evaluates on the test set only (the timer pauses its clock for that); validation would add to it.
+history = model.fit(
+    train_ds, validation_data=None if callbacks else val_ds, epochs=args.epochs, verbose=2, callbacks=callbacks
+)
 train_seconds = time.perf_counter() - started
+if args.stop_at is not None:
+    print("TIME_TO_ACCURACY " + json.dumps({"seconds": timer.seconds, "history": timer.history}))
+    raise SystemExit(0)
 
 """
 ## Evaluation on the 10,000 test images

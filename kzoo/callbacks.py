@@ -1,4 +1,4 @@
-"""Training callbacks: TensorBoard views, crash-safe checkpoints, resume and a NaN guard.
+"""Training callbacks: TensorBoard views, crash-safe checkpoints, resume, a NaN guard, a time-to-accuracy timer.
 
 :func:`default_callbacks` assembles the set :func:`kzoo.finetune` uses; each class also works
 on its own with any ``keras.Model.fit``.
@@ -25,6 +25,7 @@ import logging
 import math
 import os
 import tempfile
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -767,3 +768,73 @@ def default_callbacks(
             )
         )
     return callbacks
+
+
+# ---------------------------------------------------------------------------------------------
+# TimeToAccuracy
+# ---------------------------------------------------------------------------------------------
+
+
+class TimeToAccuracy(keras.callbacks.Callback):
+    """Measures the training wall time until held-out accuracy first reaches a target, then stops.
+
+    The clock starts when ``fit`` begins, so it includes tracing and XLA compilation, and it
+    is paused while this callback evaluates, so the figure is training time only. Accuracy is
+    the argmax of the model's outputs against integer labels, checked ``per_epoch`` times an
+    epoch, evenly spaced, the last at the epoch's end.
+
+    Args:
+        x: Held-out inputs.
+        y: Their integer labels.
+        target: Accuracy to reach, in (0, 1].
+        per_epoch: Evaluations per epoch (more than 1 needs a known number of steps per epoch).
+        batch_size: Evaluation batch size.
+
+    Attributes:
+        seconds: Training seconds until ``target`` was first reached, or ``None``.
+        history: ``(training seconds, steps, accuracy)`` of every evaluation.
+
+    Example:
+        >>> import kzoo.callbacks
+        >>> timer = kzoo.callbacks.TimeToAccuracy(x_test, y_test, target=0.99, per_epoch=2)
+        >>> model.fit(x, y, epochs=20, callbacks=[timer])
+        >>> timer.seconds
+        41.7
+    """
+
+    def __init__(self, x: Any, y: Any, *, target: float, per_epoch: int = 1, batch_size: int = 1000):
+        super().__init__()
+        if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0.0 < target <= 1.0:
+            raise InvalidArgumentError(expected_received("target", "an accuracy in (0, 1]", target))
+        if isinstance(per_epoch, bool) or not isinstance(per_epoch, int) or per_epoch < 1:
+            raise InvalidArgumentError(expected_received("per_epoch", "a positive integer", per_epoch))
+        self.x, self.y = x, np.asarray(y).reshape(-1)
+        self.target, self.per_epoch, self.batch_size = target, per_epoch, batch_size
+        self.seconds: float | None = None
+        self.history: list[tuple[float, int, float]] = []
+
+    def on_train_begin(self, logs=None):
+        self.seconds, self.history, self._steps, self._elapsed = None, [], 0, 0.0
+        steps = (self.params or {}).get("steps") or 0
+        # Batch indices after which to evaluate inside an epoch (the epoch's end is always one).
+        self._inside = {round(k * steps / self.per_epoch) - 1 for k in range(1, self.per_epoch)} if steps else set()
+        self._started = time.perf_counter()
+
+    def _evaluate(self) -> None:
+        self._elapsed += time.perf_counter() - self._started
+        predictions = np.asarray(self.model.predict(self.x, batch_size=self.batch_size, verbose=0))
+        accuracy = float(np.mean(predictions.argmax(-1).reshape(-1) == self.y))
+        self.history.append((self._elapsed, self._steps, accuracy))
+        if accuracy >= self.target and self.seconds is None:
+            self.seconds = self._elapsed
+            self.model.stop_training = True
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        if batch in self._inside:
+            self._evaluate()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.seconds is None:
+            self._evaluate()

@@ -1,0 +1,133 @@
+"""benchmarks/run.py (arguments, JSON and Markdown output on one tiny model) and TimeToAccuracy."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from kzoo.callbacks import TimeToAccuracy
+from kzoo.errors import InvalidArgumentError
+
+RUNNER = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
+
+
+@pytest.fixture(scope="module")
+def runner():
+    spec = importlib.util.spec_from_file_location("kzoo_benchmark_runner", RUNNER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--batch", "0"], "--batch: expected a positive integer, received 0"),
+        (["--xla", "maybe"], "--xla: expected 'on', 'off' or 'on,off'"),
+        (["--precisions", "float8"], "--precisions: expected names from"),
+    ],
+)
+def test_runner_rejects_bad_arguments(runner, argv, message, capsys):
+    with pytest.raises(SystemExit):
+        runner.parse_args(argv)
+    assert message in capsys.readouterr().err
+
+
+def test_runner_rejects_unknown_models(runner):
+    with pytest.raises(SystemExit, match="expected registered names or patterns, received 'no_such_model'"):
+        runner.main(["--models", "no_such_model"])
+
+
+def test_runner_measures_one_model_and_writes_json_and_markdown(runner, tmp_path, monkeypatch):
+    # The subprocess is replaced by the worker itself, in this process, so the test stays fast.
+    def in_process(args, name, reference_info=None, flops_only=False):
+        worker_args = runner.parse_args(
+            ["--worker", name, "--quick", "--steps", "1", "--warmup", "0", "--batch", "2", "--xla", "off"]
+            + ["--precisions", "float32", "--no-flops"]
+        )
+        return {**runner.worker(worker_args), "wall_s": 0.0}
+
+    monkeypatch.setattr(runner, "_spawn", in_process)
+    json_path, markdown_path = tmp_path / "out.json", tmp_path / "out.md"
+    argv = ["--models", "lenet5", "--quick", "--xla", "off", "--precisions", "float32", "--no-flops"]
+    assert runner.main([*argv, "--json", str(json_path), "--markdown", str(markdown_path)]) == 0
+    results = json.loads(json_path.read_text())
+    (run,) = results["models"]["lenet5"]["runs"]
+    assert run["precision"] == "float32" and run["xla"] == "off"
+    assert run["forward_items_s"] > 0 and run["train_items_s"] > 0 and run["train_first_s"] > 0
+    assert results["models"]["lenet5"]["peak_memory_mib"] > 0
+    assert results["models"]["lenet5"]["input_shapes"] == [[28, 28, 1]]
+    table = markdown_path.read_text().splitlines()
+    assert table[0].startswith("| model | precision | XLA |") and len(table) == 3
+    assert table[2].startswith("| lenet5 | float32 | off |") and "| n/a |" in table[2]
+    assert runner.main(["--render", str(json_path)]) == 0  # the table again, from the saved results
+
+
+def test_markdown_shows_ratios_to_the_reference_and_errors(runner):
+    run = {"precision": "float32", "xla": "on", "forward_items_s": 30.0, "train_items_s": 10.0}
+    run.update(forward_first_s=1.0, train_first_s=2.0, train_step_s=0.8, mfu=0.25)
+    reference_run = {**run, "forward_items_s": 20.0, "train_items_s": 10.0}
+    reference = {"label": "keras.applications.VGG16", "runs": [reference_run], "peak_memory_mib": 80.0}
+    results = {
+        "models": {
+            "vgg16": {"runs": [run], "peak_memory_mib": 100.0, "train_flops": 2e9, "reference": reference},
+            "broken": {"error": "timed out after 5 s"},
+        }
+    }
+    table = runner.markdown(results)
+    assert (
+        "| vgg16 | float32 | on | 30.0 | 10.0 | 1.00 | 2.00 | 2 | 25.0% | 100 "
+        "| 1.50, 1.00, 1.25 (keras.applications.VGG16) |" in table
+    )
+    assert "| broken | error: timed out after 5 s |" in table
+
+
+def test_reference_table_is_pluggable_by_pattern(runner, monkeypatch):
+    assert runner.reference_for("resnet50")[0] == "keras.applications.ResNet50"
+    assert runner.reference_for("lenet5") is None
+    monkeypatch.setitem(runner.REFERENCES, "bert_*", ("keras_hub.models.BertBackbone", None))
+    assert runner.reference_for("bert_tiny")[0] == "keras_hub.models.BertBackbone"
+
+
+def _tiny_classifier() -> keras.Model:
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.1), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
+    return model
+
+
+def test_time_to_accuracy_stops_at_the_target_and_records_its_evaluations():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 4)).astype("float32")
+    y = (x[:, 0] > 0).astype("int64")  # separable: a linear model reaches the target quickly
+    timer = TimeToAccuracy(x, y, target=0.95, per_epoch=4)
+    model = _tiny_classifier()
+    model.fit(x, y, batch_size=16, epochs=50, verbose=0, callbacks=[timer])
+    assert timer.seconds is not None and timer.seconds > 0
+    seconds, steps, accuracy = timer.history[-1]
+    assert accuracy >= 0.95 and seconds == timer.seconds
+    assert steps < 50 * 16  # stopped early
+    assert all(a < 0.95 for _, _, a in timer.history[:-1])
+    assert [s for _, s, _ in timer.history][:4] == [4, 8, 12, 16]  # four evaluations per 16-step epoch
+
+
+def test_time_to_accuracy_reports_an_unreached_target():
+    x = np.zeros((8, 4), "float32")
+    y = np.array([0, 1] * 4)  # identical inputs, alternating labels: 50% at best
+    timer = TimeToAccuracy(x, y, target=0.9)
+    _tiny_classifier().fit(x, y, epochs=2, verbose=0, callbacks=[timer])
+    assert timer.seconds is None and len(timer.history) == 2
+
+
+@pytest.mark.parametrize("kwargs", [{"target": 0.0}, {"target": 1.5}, {"target": 0.9, "per_epoch": 0}])
+def test_time_to_accuracy_rejects_bad_arguments(kwargs):
+    with pytest.raises(InvalidArgumentError, match="expected"):
+        TimeToAccuracy(np.zeros((1, 4)), np.zeros(1), **kwargs)
