@@ -605,8 +605,9 @@ def _patch_for_multi_worker(trainee: keras.Model, distribution: Any, train: Any)
 
 def _is_collective(distribution: Any) -> bool:
     """A MultiWorkerMirroredStrategy, whatever its number of workers."""
+    if distribution is None:
+        return False
     tf = import_tensorflow("kzoo.finetune with a tf.distribute strategy")
-
     return isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy)
 
 

@@ -100,14 +100,14 @@ report["gan"] = fit_report(gan, images, batch_size=4, epochs=3)
 report["gan"]["iterations"] = [int(gan.generator_optimizer.iterations), int(gan.discriminator_optimizer.iterations)]
 
 def generator():
-    return kzoo.get("cyclegan_generator_resnet6", input_shape=(12, 12, 1), base_filters=2)
+    return kzoo.get("cyclegan_generator_resnet6", input_shape=(24, 24, 1), base_filters=2)
 
 def discriminator():
-    return kzoo.get("patchgan_discriminator", input_shape=(12, 12, 1), base_filters=2)
+    return kzoo.get("patchgan_discriminator", input_shape=(24, 24, 1), base_filters=2)
 
 cyclegan = generative.CycleGAN(generator(), generator(), discriminator(), discriminator(), pool_size=4, seed=0)
 cyclegan.compile()
-x, y = (rng.uniform(-1, 1, (8, 12, 12, 1)).astype("float32") for _ in range(2))
+x, y = (rng.uniform(-1, 1, (8, 24, 24, 1)).astype("float32") for _ in range(2))
 report["cyclegan"] = fit_report(cyclegan, x, y, batch_size=2, epochs=2)
 report["cyclegan"]["pool_count"] = int(cyclegan.pool_x.count.value)
 
