@@ -240,9 +240,6 @@ class _AdversarialModel(keras.Model):
     def _train_step(self, data: Any) -> dict:
         raise NotImplementedError
 
-    def _test_step(self, data: Any) -> dict:
-        raise NotImplementedError
-
     # Keras calls ``train_step(data)`` on TensorFlow and ``train_step(state, data)`` on JAX,
     # where the step must be a pure function of the state: the step then runs inside a
     # ``keras.StatelessScope`` holding the state, and returns the state it leaves behind.
@@ -259,6 +256,8 @@ class _AdversarialModel(keras.Model):
         return _stateless_step(self._train_step, groups, state, data)
 
     def test_step(self, *args: Any) -> Any:
+        if not hasattr(self, "_test_step"):  # no evaluation of its own: Keras' default
+            return super().test_step(*args)
         if keras.backend.backend() != "jax":
             return self._test_step(*args)
         state, data = args
