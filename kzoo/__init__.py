@@ -17,8 +17,8 @@ from kzoo.registry import ModelCard, ModelSpec, get, info, list_models, register
 
 __version__ = "0.1.0"
 
-# TensorFlow-only modules load on first use, so `import kzoo` also works on the JAX backend
-# on machines without TensorFlow.
+# These load on first use; the parts of them that need TensorFlow (tf.summary, SavedModels,
+# tf.data) import it only when called, so `import kzoo` works on JAX without TensorFlow.
 _LAZY_MODULES = ("callbacks", "generative", "hub")
 
 

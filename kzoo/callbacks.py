@@ -28,15 +28,22 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
-import tensorflow as tf
 
-from kzoo.errors import InvalidArgumentError, expected_received
+from kzoo.errors import InvalidArgumentError, expected_received, import_tensorflow
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 logger = logging.getLogger("kzoo")
+
+
+def _tf() -> Any:
+    return import_tensorflow("kzoo.callbacks.TensorBoard (tf.summary)")
+
 
 # Substrings of metric names that are better when larger ("val_accuracy", "auc", "mean_iou").
 _HIGHER_IS_BETTER = ("acc", "auc", "precision", "recall", "f1", "iou", "dice", "top_k")
@@ -567,6 +574,7 @@ class TensorBoard(keras.callbacks.TensorBoard):
         histogram_freq: int = 1,
         **kwargs,
     ):
+        _tf()  # fails here, saying why, where TensorFlow is missing (not at the first epoch's end)
         super().__init__(log_dir=os.fspath(log_dir), histogram_freq=histogram_freq, **kwargs)
         for name, value in (("num_samples", num_samples), ("confusion_batches", confusion_batches)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -584,7 +592,7 @@ class TensorBoard(keras.callbacks.TensorBoard):
                     expected_received("samples", "x and y of the same length", f"{len(x)} and {len(y)}")
                 )
             samples = (x, y)
-        if confusion_data is not None and not isinstance(confusion_data, tf.data.Dataset):
+        if confusion_data is not None and not isinstance(confusion_data, _tf().data.Dataset):
             raise InvalidArgumentError(
                 expected_received(
                     "confusion_data",
@@ -608,7 +616,7 @@ class TensorBoard(keras.callbacks.TensorBoard):
         if self.hparams and not self._hparams_written:
             from tensorboard.plugins.hparams import api as hparams_api
 
-            with self._train_writer.as_default(), tf.summary.record_if(True):
+            with self._train_writer.as_default(), _tf().summary.record_if(True):
                 hparams_api.hparams({str(key): _hparam_value(value) for key, value in self.hparams.items()})
             self._train_writer.flush()
             self._hparams_written = True
@@ -618,7 +626,7 @@ class TensorBoard(keras.callbacks.TensorBoard):
         if self.samples is None and self.confusion_data is None:
             return
         # record_if(True): with an integer update_freq Keras leaves a batch-step filter active.
-        with self._train_writer.as_default(), tf.summary.record_if(True):
+        with self._train_writer.as_default(), _tf().summary.record_if(True):
             if self.samples is not None:
                 self._log_samples(epoch)
             if self.confusion_data is not None:
@@ -641,11 +649,11 @@ class TensorBoard(keras.callbacks.TensorBoard):
         outputs = _first_output(self.model.predict_on_batch(x))
         shown = _display_images(x)
         if shown is not None:
-            tf.summary.image("samples/inputs", _image_grid(shown), step=epoch)
+            _tf().summary.image("samples/inputs", _image_grid(shown), step=epoch)
         if outputs is None:
             return
         if _is_image_to_image(x, outputs):
-            tf.summary.image("samples/reconstructions", _image_grid(_display_images(outputs)), step=epoch)
+            _tf().summary.image("samples/reconstructions", _image_grid(_display_images(outputs)), step=epoch)
             return
         if outputs.ndim != 2 or y is None:
             return  # neither a classifier nor an image model (e.g. a token tagger): nothing to tabulate
@@ -657,7 +665,7 @@ class TensorBoard(keras.callbacks.TensorBoard):
             for index, (label, guess) in enumerate(zip(labels, predicted))
         ]
         table = _markdown_table(["index", "true", "predicted", "confidence"], rows)
-        tf.summary.text("samples/predictions", table, step=epoch)
+        _tf().summary.text("samples/predictions", table, step=epoch)
 
     def _confusion_matrix(self) -> np.ndarray:
         matrix = None
@@ -688,10 +696,10 @@ class TensorBoard(keras.callbacks.TensorBoard):
     def _log_confusion_matrix(self, epoch: int) -> None:
         matrix = self._confusion_matrix()
         names = [self._class_name(index) for index in range(len(matrix))]
-        tf.summary.image("confusion_matrix/image", _confusion_heatmap(matrix), step=epoch)
+        _tf().summary.image("confusion_matrix/image", _confusion_heatmap(matrix), step=epoch)
         rows = [[f"**{name}**", *row.tolist()] for name, row in zip(names, matrix)]
         table = _markdown_table(["true ↓ / predicted →", *names], rows)
-        tf.summary.text("confusion_matrix/table", table, step=epoch)
+        _tf().summary.text("confusion_matrix/table", table, step=epoch)
 
 
 def _hparam_value(value: Any) -> bool | int | float | str:

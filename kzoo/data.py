@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from kzoo.errors import DataNotFoundError, InvalidArgumentError, expected_received
+from kzoo.errors import DataNotFoundError, InvalidArgumentError, expected_received, import_tensorflow
 
 _MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 60000),
@@ -381,7 +381,8 @@ def _finish(
 ) -> Any:
     """Cache -> shuffle -> batch -> augment -> crop -> preprocess -> prefetch, for raw 0-255 examples."""
     import keras
-    import tensorflow as tf
+
+    tf = import_tensorflow("kzoo.data pipelines (tf.data)")
 
     autotune = tf.data.AUTOTUNE
     if cache:
@@ -578,7 +579,7 @@ def arrays(
     Returns:
         :class:`Datasets`.
     """
-    import tensorflow as tf
+    tf = import_tensorflow("kzoo.data pipelines (tf.data)")
 
     _check_positive("batch_size", batch_size)
     _check_split(validation_split)
@@ -681,7 +682,7 @@ def text_file(
         >>> data = kzoo.data.text_file(kzoo.data.data_dir() / "sst2/train.tsv",
         ...                            validation_path=kzoo.data.data_dir() / "sst2/dev.tsv")  # doctest: +SKIP
     """
-    import tensorflow as tf
+    tf = import_tensorflow("kzoo.data pipelines (tf.data)")
 
     _check_positive("batch_size", batch_size)
     _check_split(validation_split)
@@ -817,7 +818,7 @@ def tfds(
     Returns:
         :class:`Datasets`.
     """
-    import tensorflow as tf
+    tf = import_tensorflow("kzoo.data.tfds (tf.data and TensorFlow Datasets)")
     import tensorflow_datasets
 
     from kzoo import weights as weights_lib

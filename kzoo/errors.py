@@ -52,12 +52,37 @@ class DataNotFoundError(KzooError, FileNotFoundError):
     """A dataset kzoo reads from the shared data directory is missing."""
 
 
+class BackendError(KzooError, RuntimeError):
+    """A feature needs what the current Keras backend lacks (TensorFlow itself, or its backend)."""
+
+
 def expected_received(what: str, expected: str, received: object, fix: str | None = None) -> str:
     """Formats the standard message: ``<what>: expected ..., received ... . <fix>``."""
     message = f"{what}: expected {expected}, received {received!r}."
     if fix:
         message += f" {fix}"
     return message
+
+
+def import_tensorflow(feature: str):
+    """Imports TensorFlow for ``feature``, or raises :class:`BackendError` saying why it is needed.
+
+    Models, weights and training run on the JAX backend without TensorFlow; ``tf.data``
+    pipelines, TensorBoard summaries, SavedModels and ``tf.distribute`` need it installed.
+    """
+    try:
+        import tensorflow
+    except ImportError as error:
+        raise BackendError(
+            expected_received(
+                feature,
+                "TensorFlow installed (kzoo's data pipelines, TensorBoard summaries, SavedModels and "
+                "tf.distribute are built on it; the models themselves run on the JAX backend without it)",
+                f"no TensorFlow ({error})",
+                "pip install tensorflow-cpu next to JAX, or feed NumPy arrays to fit() instead.",
+            )
+        ) from error
+    return tensorflow
 
 
 def did_you_mean(name: str, candidates: Iterable[str], n: int = 3) -> str:

@@ -33,7 +33,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kzoo.errors import DataNotFoundError, InvalidArgumentError, KzooError, did_you_mean, expected_received
+from kzoo.errors import (
+    DataNotFoundError,
+    InvalidArgumentError,
+    KzooError,
+    did_you_mean,
+    expected_received,
+    import_tensorflow,
+)
 
 REQUIRED_FIELDS = ("Title", "Description", "Model", "Data", "Runtime", "Tags", "Figure")
 MAX_LINES = 300
@@ -224,7 +231,7 @@ def batches(inputs: Any, targets: Any, batch_size: int, *, seed: int = 0) -> Any
     """
     import warnings
 
-    import tensorflow as tf
+    tf = import_tensorflow("kzoo.examples data streams (tf.data)")
 
     # fit() warns that its default shuffle=True is ignored for a dataset: this one is shuffled here.
     warnings.filterwarnings("ignore", message="`shuffle=True` was passed")

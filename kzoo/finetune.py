@@ -32,7 +32,7 @@ import keras
 import numpy as np
 
 from kzoo import registry
-from kzoo.errors import InvalidArgumentError, KzooError, expected_received
+from kzoo.errors import BackendError, InvalidArgumentError, KzooError, expected_received, import_tensorflow
 
 logger = logging.getLogger("kzoo")
 
@@ -400,6 +400,15 @@ def finetune(
         )
     fine_tune_learning_rate = fine_tune_learning_rate or learning_rate / 10
 
+    if distribution is not None and keras.backend.backend() != "tensorflow":
+        raise BackendError(
+            expected_received(
+                "finetune: distribution",
+                f"None on the {keras.backend.backend()} backend (tf.distribute strategies run TensorFlow models only)",
+                type(distribution).__name__,
+                "Use KERAS_BACKEND=tensorflow, or keras.distribution (e.g. DataParallel) on JAX.",
+            )
+        )
     multi_worker = distribution is not None and _is_multi_worker(distribution)
 
     # The model that trains: the user's, or a copy for mixed precision / a distribution strategy.
@@ -573,7 +582,7 @@ def _patch_for_multi_worker(trainee: keras.Model, distribution: Any, train: Any)
     A one-worker strategy is patched too: Keras' own build draws a batch from ``train``, which
     moves its shuffling on by one epoch, so unpatched it would see other batches.
     """
-    import tensorflow as tf
+    tf = import_tensorflow("kzoo.finetune with a tf.distribute strategy")
 
     spec = getattr(train, "element_spec", None)
     if spec is None:
@@ -596,8 +605,9 @@ def _patch_for_multi_worker(trainee: keras.Model, distribution: Any, train: Any)
 
 def _is_collective(distribution: Any) -> bool:
     """A MultiWorkerMirroredStrategy, whatever its number of workers."""
-    import tensorflow as tf
-
+    if distribution is None:
+        return False
+    tf = import_tensorflow("kzoo.finetune with a tf.distribute strategy")
     return isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy)
 
 

@@ -14,10 +14,11 @@
   :func:`project_2d`, :func:`interpolate`, :func:`sample`, :func:`latent_grid`.
 
 Both wrappers are ``keras.Model`` subclasses with their own ``train_step``, so ``fit``,
-callbacks and ``.keras`` saving work unchanged. Model code uses ``keras.ops``; the one
-TensorFlow-specific piece is :func:`_minimize` (a ``tf.GradientTape``), so the train steps
-run on the TensorFlow backend only; a JAX version would replace that function with a
-``stateless_call`` + ``jax.grad`` step.
+callbacks and ``.keras`` saving work unchanged, on the TensorFlow and the JAX backend. Model
+code uses ``keras.ops``; the backend-specific piece is :func:`_minimize`: a
+``tf.GradientTape`` on TensorFlow, and on JAX ``jax.value_and_grad`` of a stateless call
+followed by ``optimizer.stateless_apply``. On JAX, ``fit`` runs the whole step as a pure
+function of the model's state (:meth:`_AdversarialModel.train_step`).
 
 Each train step is two halves, also callable on their own: ``discriminator_step`` updates
 only the discriminator(s) and ``generator_step`` only the generator(s). The network that a
@@ -35,7 +36,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kzoo.errors import InvalidArgumentError, expected_received
+from kzoo.errors import BackendError, InvalidArgumentError, expected_received, import_tensorflow
 
 # ---------------------------------------------------------------------------------------------
 # Losses
@@ -111,15 +112,64 @@ def _frozen_call(model: keras.Model, inputs: Any) -> Any:
     return outputs
 
 
-def _minimize(loss_fn: Callable[[], tuple[Any, Any]], variables: list, optimizer: Any) -> tuple[Any, Any]:
-    """One optimizer step on ``variables``; ``loss_fn() -> (loss, extra)``. TensorFlow only."""
-    import tensorflow as tf
+def _minimize(
+    owner: keras.Model, loss_fn: Callable[[], tuple[Any, Any]], variables: list, optimizer: Any
+) -> tuple[Any, Any]:
+    """One optimizer step on ``variables`` (of ``owner``'s networks); ``loss_fn() -> (loss, extra)``."""
+    if keras.backend.backend() == "jax":
+        return _minimize_stateless(owner, loss_fn, variables, optimizer)
+    if keras.backend.backend() != "tensorflow":
+        raise BackendError(
+            expected_received(
+                f"{type(owner).__name__} training: backend",
+                "'tensorflow' or 'jax'",
+                keras.backend.backend(),
+                "Set KERAS_BACKEND=tensorflow or KERAS_BACKEND=jax before importing keras.",
+            )
+        )
+    tf = import_tensorflow("GAN and CycleGAN training on the TensorFlow backend")
 
     with tf.GradientTape() as tape:
         loss, extra = loss_fn()
         scaled = optimizer.scale_loss(loss)  # loss scaling under mixed_float16; identity otherwise
     gradients = tape.gradient(scaled, variables)
     optimizer.apply(gradients, variables)
+    return loss, extra
+
+
+def _minimize_stateless(
+    owner: keras.Model, loss_fn: Callable[[], tuple[Any, Any]], variables: list, optimizer: Any
+) -> tuple[Any, Any]:
+    """The JAX version of :func:`_minimize`: ``jax.value_and_grad`` + ``optimizer.stateless_apply``.
+
+    ``loss_fn`` calls the networks as usual; it runs inside a ``keras.StatelessScope`` that
+    maps ``variables`` to the values being differentiated and every other variable of
+    ``owner`` to its current value, so the state it changes (batch-norm statistics, dropout
+    seeds) comes back as values. Variables are read through ``.value`` and written through
+    ``.assign``: inside :meth:`_AdversarialModel.train_step`'s own stateless scope that
+    reads and records the step's state; called eagerly, it updates the variables.
+    """
+    import jax
+
+    trained = {id(v) for v in variables}
+    others = [v for v in owner.variables if id(v) not in trained]
+
+    def scaled_loss(values: list) -> tuple[Any, tuple]:
+        mapping = list(zip(variables, values)) + [(v, v.value) for v in others]
+        with keras.StatelessScope(mapping) as scope:
+            loss, extra = loss_fn()
+            scaled = optimizer.scale_loss(loss)  # loss scaling under mixed_float16; identity otherwise
+        return scaled, (loss, extra, [scope.get_current_value(v) for v in others])
+
+    values = [v.value for v in variables]
+    (_, (loss, extra, updated)), gradients = jax.value_and_grad(scaled_loss, has_aux=True)(values)
+    new_values, new_optimizer_values = optimizer.stateless_apply(
+        [v.value for v in optimizer.variables], gradients, values
+    )
+    for variable, value in zip(
+        [*others, *variables, *optimizer.variables], [*updated, *new_values, *new_optimizer_values]
+    ):
+        variable.assign(value)
     return loss, extra
 
 
@@ -150,11 +200,20 @@ class _AdversarialModel(keras.Model):
         **kwargs: Any,
     ) -> None:
         """Sets the two optimizers (default: Adam(2e-4, beta_1=0.5) each); ``kwargs`` go to ``Model.compile``."""
-        super().compile(**kwargs)
+        if "optimizer" in kwargs:
+            raise InvalidArgumentError(
+                expected_received(
+                    f"{type(self).__name__}.compile",
+                    "generator_optimizer= and discriminator_optimizer=",
+                    "optimizer=",
+                    "Pass one optimizer per side (the same object may not serve both).",
+                )
+            )
         self.generator_optimizer = generator_optimizer or _default_optimizer()
         self.discriminator_optimizer = discriminator_optimizer or _default_optimizer()
         self.generator_optimizer.build(self._generator_variables())
         self.discriminator_optimizer.build(self._discriminator_variables())
+        super().compile(optimizer=_OptimizerState([self.generator_optimizer, self.discriminator_optimizer]), **kwargs)
         self._adversarial_compile_kwargs = kwargs
 
     def get_compile_config(self) -> dict | None:
@@ -177,6 +236,70 @@ class _AdversarialModel(keras.Model):
 
     def _discriminator_variables(self) -> list:
         raise NotImplementedError
+
+    def _train_step(self, data: Any) -> dict:
+        raise NotImplementedError
+
+    # Keras calls ``train_step(data)`` on TensorFlow and ``train_step(state, data)`` on JAX,
+    # where the step must be a pure function of the state: the step then runs inside a
+    # ``keras.StatelessScope`` holding the state, and returns the state it leaves behind.
+    def train_step(self, *args: Any) -> Any:
+        if keras.backend.backend() != "jax":
+            return self._train_step(*args)
+        state, data = args
+        groups = (
+            self.trainable_variables,
+            self.non_trainable_variables,
+            self.optimizer.variables,
+            self.metrics_variables,
+        )
+        return _stateless_step(self._train_step, groups, state, data)
+
+    def test_step(self, *args: Any) -> Any:
+        if not hasattr(self, "_test_step"):  # no evaluation of its own: Keras' default
+            return super().test_step(*args)
+        if keras.backend.backend() != "jax":
+            return self._test_step(*args)
+        state, data = args
+        groups = (self.trainable_variables, self.non_trainable_variables, self.metrics_variables)
+        return _stateless_step(self._test_step, groups, state, data)
+
+
+def _stateless_step(step: Callable[[Any], dict], groups: tuple, state: tuple, data: Any) -> tuple[dict, tuple]:
+    """Runs ``step(data)`` on the values ``state`` gives the variable ``groups``; returns logs, new state."""
+    mapping = [
+        (variable, value) for variables, values in zip(groups, state) for variable, value in zip(variables, values)
+    ]
+    with keras.StatelessScope(mapping) as scope:
+        logs = step(data)
+    return logs, tuple([scope.get_current_value(v) for v in variables] for variables in groups)
+
+
+class _OptimizerState(keras.optimizers.Optimizer):
+    """The model's ``optimizer``: lists the variables of the optimizers that really train it.
+
+    Keras's JAX trainer passes ``model.optimizer.variables`` through each (compiled,
+    stateless) train step and back; listing both optimizers' variables here is what lets
+    each of them keep its state from step to step. It applies no gradients itself and saves
+    nothing: each optimizer is saved as the model's own attribute.
+    """
+
+    def __init__(self, optimizers: list, **kwargs: Any) -> None:
+        super().__init__(learning_rate=0.0, **kwargs)
+        self._optimizers = list(optimizers)
+
+    @property
+    def variables(self) -> list:
+        return [variable for optimizer in self._optimizers for variable in optimizer.variables]
+
+    def build(self, variables: list) -> None:
+        self.built = True  # the optimizers were built on their own networks' variables
+
+    def save_own_variables(self, store: Any) -> None:
+        pass
+
+    def load_own_variables(self, store: Any) -> None:
+        pass
 
 
 def _serialize(model: keras.Model) -> dict:
@@ -306,7 +429,7 @@ class GAN(_AdversarialModel):
             fake_logits = self.discriminator(self._judge(fakes, labels), training=True)
             return discriminator_loss(real_logits, fake_logits, self.label_smoothing), None
 
-        loss, _ = _minimize(loss_fn, self._discriminator_variables(), self.discriminator_optimizer)
+        loss, _ = _minimize(self, loss_fn, self._discriminator_variables(), self.discriminator_optimizer)
         return loss
 
     def generator_step(self, batch_size: Any, labels: Any = None) -> Any:
@@ -318,16 +441,16 @@ class GAN(_AdversarialModel):
             fakes = self.generator(latent, training=True)
             return generator_loss(_frozen_call(self.discriminator, self._judge(fakes, labels))), None
 
-        loss, _ = _minimize(loss_fn, self._generator_variables(), self.generator_optimizer)
+        loss, _ = _minimize(self, loss_fn, self._generator_variables(), self.generator_optimizer)
         return loss
 
-    def train_step(self, data: Any) -> dict:
+    def _train_step(self, data: Any) -> dict:
         images, labels = self._unpack(data)
         self.discriminator_loss_tracker.update_state(self.discriminator_step(images, labels))
         self.generator_loss_tracker.update_state(self.generator_step(ops.shape(images)[0], labels))
         return {metric.name: metric.result() for metric in self.metrics}
 
-    def test_step(self, data: Any) -> dict:
+    def _test_step(self, data: Any) -> dict:
         images, labels = self._unpack(data)
         images = ops.cast(images, "float32")
         fakes = self.generator(self._latent(ops.shape(images)[0], labels), training=False)
@@ -596,7 +719,7 @@ class CycleGAN(_AdversarialModel):
                 total = total + self.cycle_weight * self.identity_weight * identity
             return total, {"cycle_loss": cycle, "identity_loss": identity, "fake_x": fake_x, "fake_y": fake_y}
 
-        total, extra = _minimize(loss_fn, self._generator_variables(), self.generator_optimizer)
+        total, extra = _minimize(self, loss_fn, self._generator_variables(), self.generator_optimizer)
         return {"generator_loss": total, **extra}
 
     def discriminator_step(self, x: Any, y: Any, fake_x: Any, fake_y: Any) -> dict:
@@ -614,10 +737,10 @@ class CycleGAN(_AdversarialModel):
             )
             return loss_x + loss_y, {"discriminator_x_loss": loss_x, "discriminator_y_loss": loss_y}
 
-        _, losses = _minimize(loss_fn, self._discriminator_variables(), self.discriminator_optimizer)
+        _, losses = _minimize(self, loss_fn, self._discriminator_variables(), self.discriminator_optimizer)
         return losses
 
-    def train_step(self, data: Any) -> dict:
+    def _train_step(self, data: Any) -> dict:
         if not isinstance(data, (tuple, list)) or len(data) != 2:
             raise InvalidArgumentError(
                 expected_received("CycleGAN data", "(x_batch, y_batch) pairs, e.g. from kzoo.generative.unpaired", data)
@@ -658,7 +781,7 @@ def unpaired(images_x: Any, images_y: Any, *, batch_size: int = 1, seed: int | N
     shuffled and repeated independently; one epoch is as many batches as the larger
     collection fills, so every image of both is seen about once per epoch.
     """
-    import tensorflow as tf
+    tf = import_tensorflow("kzoo.generative.unpaired (tf.data)")
 
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise InvalidArgumentError(expected_received("unpaired: batch_size", "a positive int", batch_size))
@@ -707,7 +830,7 @@ class GeneratedImages(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: Any = None) -> None:
         if self.log_dir is not None and self._writer is None:
-            import tensorflow as tf
+            tf = import_tensorflow("GeneratedImages with a log_dir (TensorBoard summaries)")
 
             self._writer = tf.summary.create_file_writer(f"{self.log_dir}/images")
 
@@ -717,7 +840,7 @@ class GeneratedImages(keras.callbacks.Callback):
         grid = image_grid(keras.ops.convert_to_numpy(self.model(self.inputs, training=False)))
         self.grids.append((epoch, grid))
         if self._writer is not None:
-            import tensorflow as tf
+            tf = import_tensorflow("GeneratedImages with a log_dir (TensorBoard summaries)")
 
             with self._writer.as_default():
                 tf.summary.image(self.tag, grid[None], step=epoch)

@@ -25,7 +25,7 @@ from typing import Any
 
 import keras
 
-from kzoo.errors import InvalidArgumentError, OfflineError, did_you_mean, expected_received
+from kzoo.errors import BackendError, InvalidArgumentError, OfflineError, did_you_mean, expected_received
 
 # Handles tensorflow_hub resolves over the network; everything else is a path.
 _REMOTE_PREFIXES = ("http://", "https://", "gs://")
@@ -178,6 +178,7 @@ def load(
         or a :class:`HubOutput` around it when the endpoint returns a dict.
 
     Raises:
+        BackendError: The Keras backend is not TensorFlow.
         InvalidArgumentError: The directory is missing or is not a SavedModel, the endpoint
             does not exist, or the dict output needs an ``output_key``.
         OfflineError: ``KZOO_OFFLINE=1`` and the handle is neither local nor cached.
@@ -189,6 +190,16 @@ def load(
         >>> inputs = keras.Input((4,))
         >>> model = keras.Model(inputs, keras.layers.Dense(2)(backbone(inputs)))
     """
+    if keras.backend.backend() != "tensorflow":
+        # A SavedModel is a TensorFlow graph: keras.layers.TFSMLayer runs it on TensorFlow only.
+        raise BackendError(
+            expected_received(
+                "kzoo.hub.load: Keras backend",
+                "'tensorflow' (a SavedModel is a TensorFlow graph, which only TensorFlow runs)",
+                keras.backend.backend(),
+                "Set KERAS_BACKEND=tensorflow before importing keras, or use a kzoo.get() backbone.",
+            )
+        )
     handle = os.fspath(handle)
     path = _resolve(handle)
     if not os.path.isfile(os.path.join(path, "saved_model.pb")):

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from kzoo.errors import InvalidArgumentError, WeightsError, expected_received
+from kzoo.errors import InvalidArgumentError, WeightsError, expected_received, import_tensorflow
 
 DEFAULT_LENGTHS = (16, 32, 64, 128)
 CONLL_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
@@ -106,7 +106,7 @@ def bucket(
     ``drop_remainder`` drops each bucket's last, smaller batch of an epoch, which halves
     the shapes an XLA step compiles for (training); keep it off for evaluation.
     """
-    import tensorflow as tf
+    tf = import_tensorflow("kzoo.text pipelines (tf.data)")
 
     lengths = _check_lengths(lengths)
     longest = lengths[-1]
@@ -152,7 +152,7 @@ def text_datasets(
             (training); ``False`` keeps every example in order of arrival (evaluation).
         seed: Shuffle seed.
     """
-    import tensorflow as tf
+    tf = import_tensorflow("kzoo.text pipelines (tf.data)")
 
     texts, labels = list(texts), np.asarray(labels)
     if len(texts) != len(labels) or labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
@@ -244,7 +244,7 @@ class TokenFeatures:
         self.hashing = keras.layers.Hashing(num_bins=num_bins, mask_value="")
 
     def __call__(self, tokens: Any) -> dict[str, Any]:
-        import tensorflow as tf
+        tf = import_tensorflow("kzoo.text.TokenFeatures (TensorFlow string ops)")
 
         tokens = tf.convert_to_tensor(tokens, tf.string)
         words = tf.cast(self.hashing(tf.strings.lower(tokens)), tf.int32)
@@ -272,7 +272,7 @@ def tagging_datasets(
     first piece with weight 1; its other pieces, ``[CLS]``, ``[SEP]`` and padding have
     weight 0 (:meth:`WordPieceTokenizer.word_starts` maps predictions back to words).
     """
-    import tensorflow as tf
+    tf = import_tensorflow("kzoo.text pipelines (tf.data)")
 
     if len(sentences) != len(tags) or any(len(s) != len(t) for s, t in zip(sentences, tags)):
         raise InvalidArgumentError(
