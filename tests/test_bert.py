@@ -374,3 +374,19 @@ def test_tagger_learns_word_tags_through_wordpiece_alignment(tokenizer, tmp_path
     features = {"token_ids": ids[0][None], "segment_ids": 0 * ids[0][None], "padding_mask": 1 + 0 * ids[0][None]}
     predicted = np.asarray(model(features)).argmax(-1)[0][starts[0]]
     assert list(predicted) == [0, 1, 0, 0, 0, 0]
+
+
+@pytest.mark.skipif(not _shipped("bert_tiny_classifier", "sst2"), reason="no SST-2 bert_tiny_classifier shipped")
+def test_shipped_sst2_classifier_reaches_its_recorded_dev_accuracy():
+    pytest.importorskip("kzoo.data").has_data("sst2") or pytest.skip("SST-2 not in the shared data")
+    model = kzoo.get("bert_tiny_classifier", pretrained=True)  # the default tag: SST-2
+    record = kzoo.registry.origin(model).weights
+    assert record.tag == "sst2"
+    texts, labels = kzoo.data.load_sst2("dev")
+    tokenizer = text.WordPieceTokenizer(text.tokenizer_for(model).vocabulary, sequence_length=64)
+    dev = text.text_datasets(texts, labels, vectorizer=tokenizer, batch_size=256, shuffle=False, lengths=(16, 32, 64))
+    logits = np.concatenate([np.asarray(model(x, training=False)) for x, _ in dev])
+    ordered = np.concatenate([y.numpy() for _, y in dev])
+    accuracy = float(np.mean(logits.argmax(-1) == ordered))
+    assert accuracy == pytest.approx(record.metrics["dev_accuracy"], abs=0.002)
+    assert accuracy > record.metrics["scratch_dev_accuracy"]
