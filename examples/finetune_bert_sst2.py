@@ -52,7 +52,7 @@ parser.add_argument("--scratch-learning-rate", type=float, default=1e-3)
 parser.add_argument("--dropout", type=float, default=0.1)
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--output-dir", default="runs/bert_sst2")
-parser.add_argument("--quick", action="store_true", help="2,000 phrases, 2 epochs; never publishes")
+parser.add_argument("--quick", action="store_true", help="1,000 phrases, 2 epochs; never publishes")
 parser.add_argument("--publish", action="store_true", help="write the weights and manifest entry")
 args = parser.parse_args()
 if args.quick:
@@ -68,7 +68,7 @@ output_dir.mkdir(parents=True, exist_ok=True)
 
 texts, labels = kzoo.data.load_sst2("train")
 if args.quick:
-    keep = np.random.default_rng(args.seed).permutation(len(texts))[:2000]
+    keep = np.random.default_rng(args.seed).permutation(len(texts))[:1000]
     texts, labels = [texts[i] for i in keep], labels[keep]
 (train_texts, train_labels), (val_texts, val_labels) = kzoo.data.sst2_validation_split(texts, labels, seed=args.seed)
 dev_texts, dev_labels = kzoo.data.load_sst2("dev")
