@@ -74,18 +74,15 @@ training phrases only.
 
 texts, labels = kzoo.data.load_sst2("train")
 dev_texts, dev_labels = kzoo.data.load_sst2("dev")
-rng = np.random.default_rng(args.seed)
 if args.quick:
-    keep = rng.permutation(len(texts))[:4000]
+    keep = np.random.default_rng(args.seed).permutation(len(texts))[:4000]
     texts, labels = [texts[i] for i in keep], labels[keep]
-long_phrases = [i for i, t in enumerate(texts) if len(t.split()) >= 15]
-held_out = set(rng.choice(long_phrases, size=min(args.validation_sentences, len(long_phrases) // 4), replace=False))
-joined = "\n".join(texts[i] for i in held_out)
-train_idx = [i for i, t in enumerate(texts) if i not in held_out and t not in joined]
-val_idx = sorted(held_out)
-train_texts, train_labels = [texts[i] for i in train_idx], labels[train_idx]
-val_texts, val_labels = [texts[i] for i in val_idx], labels[val_idx]
-print(f"held out {len(val_idx)} long phrases and {len(texts) - len(train_idx) - len(val_idx)} phrases inside them")
+(train_texts, train_labels), (val_texts, val_labels) = kzoo.data.sst2_validation_split(
+    texts, labels, sentences=args.validation_sentences, seed=args.seed
+)
+print(
+    f"held out {len(val_texts)} long phrases and {len(texts) - len(train_texts) - len(val_texts)} phrases inside them"
+)
 
 vectorizer = kzoo.text.vectorizer(train_texts, max_tokens=args.max_tokens)
 vocab_size = vectorizer.vocabulary_size()
