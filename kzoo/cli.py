@@ -42,7 +42,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
     name, _, tag = args.target.partition(":")
     model_spec = registry.spec(name)
     records = weights_lib.records_for(model_spec.name)
-    record = registry._resolve_weights(model_spec, tag or True)
+    record = registry.resolve_weights(model_spec, tag or True)
     if not isinstance(record, weights_lib.WeightsRecord):  # a path, not a tag
         raise SystemExit(
             f"kzoo: error: expected a weights tag of {name!r} ({[r.tag for r in records]}), received {tag!r}"
@@ -81,8 +81,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"Recorded on {record.eval_split}: " + ", ".join(f"{k} {v:.4f}" for k, v in record.metrics.items()))
 
     def evaluate(images, labels, title):  # noqa: ANN001, ANN202
-        x = record.preprocessing(images[..., None].astype("float32"))
-        logits = model.predict(x, batch_size=500, verbose=0)
+        # Raw 0-255 pixels: the weights' preprocessing is inside the model.
+        logits = model.predict(images[..., None], batch_size=500, verbose=0)
         predictions = logits.argmax(axis=-1)
         accuracy = float((predictions == labels).mean())
         print(f"{title}: accuracy {accuracy:.4f} ({int((predictions == labels).sum())}/{len(labels)})")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +30,8 @@ _MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz", 60000),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz", 10000),
 }
+
+logger = logging.getLogger("kzoo")
 
 
 def data_dir() -> Path:
@@ -291,13 +294,25 @@ class Datasets:
         return np.stack(inputs), np.stack(labels)
 
 
-def _model_image_spec(model: Any) -> tuple[tuple[int, int] | None, int | None, Any, int | None]:
-    """(image size, channels, preprocessing, number of output classes) a model expects."""
-    from kzoo import registry
+def _model_image_spec(
+    model: Any, preprocessing: Any = None
+) -> tuple[tuple[int, int] | None, int | None, Any, int | None]:
+    """(image size, channels, preprocessing the pipeline applies, number of output classes).
+
+    The preprocessing comes from the model's kzoo identity: none in the pipeline when the
+    model applies it itself (its input is raw pixels), else the weights' preprocessing. A
+    model kzoo did not build takes ``preprocessing`` as given, else the 0-1 default, with a
+    warning that names the argument.
+    """
+    from kzoo import identity as identity_lib
     from kzoo import weights as weights_lib
 
+    if preprocessing is not None and not isinstance(preprocessing, weights_lib.Preprocessing):
+        raise InvalidArgumentError(
+            expected_received("preprocessing", "a kzoo.weights.Preprocessing or None", type(preprocessing).__name__)
+        )
     if model is None:
-        return None, None, None, None
+        return None, None, preprocessing, None
     if len(model.inputs) != 1 or len(model.inputs[0].shape) != 4:
         raise InvalidArgumentError(
             expected_received(
@@ -307,14 +322,36 @@ def _model_image_spec(model: Any) -> tuple[tuple[int, int] | None, int | None, A
             )
         )
     _, height, width, channels = model.inputs[0].shape
-    origin = registry.origin(model)
-    if origin is not None and origin.weights is not None:
-        preprocessing = origin.weights.preprocessing
-    else:
+    identity = identity_lib.of(model)
+    if identity is not None and identity.preprocessing_in_model:
+        if preprocessing is not None:
+            raise InvalidArgumentError(
+                expected_received(
+                    "preprocessing",
+                    f"None: {model.name} applies its own preprocessing to raw 0-255 pixels",
+                    preprocessing.describe(),
+                    "Leave preprocessing out, or rebuild the model with include_preprocessing=False.",
+                )
+            )
+        preprocessing = None
+    elif preprocessing is None and identity is not None and identity.preprocessing is not None:
+        preprocessing = identity.preprocessing_object()
+    elif preprocessing is None:
         preprocessing = weights_lib.Preprocessing(channel_order="grayscale" if channels == 1 else "rgb")
+        logger.warning(
+            "kzoo: %s was not built by kzoo.get, so its preprocessing is unknown; scaling pixels to [0, 1]. "
+            "Pass preprocessing=kzoo.weights.Preprocessing(...) to say what it expects.",
+            model.name,
+        )
     outputs = model.outputs[0].shape[-1] if len(model.outputs) == 1 and len(model.outputs[0].shape) == 2 else None
     size = (height, width) if height and width else None
     return size, channels, preprocessing, outputs
+
+
+def _identity(model: Any) -> Any:
+    from kzoo import identity as identity_lib
+
+    return identity_lib.of(model)
 
 
 def _check_classes(found: int, model_outputs: int | None, names: Any, source: str) -> None:
@@ -465,6 +502,7 @@ def image_folder(
     seed: int = 1337,
     augment: Any = None,
     cache: bool = True,
+    preprocessing: Any = None,
 ) -> Datasets:
     """A folder of class-named subfolders of images as training and validation pipelines.
 
@@ -483,6 +521,8 @@ def image_folder(
         seed: Seed of the split, the shuffling and the augmentation.
         augment: Augmentations for training, see :func:`augmentation`.
         cache: Keep decoded images in memory after the first epoch.
+        preprocessing: For a model kzoo did not build: the
+            :class:`kzoo.weights.Preprocessing` its input needs (a kzoo model knows its own).
 
     Returns:
         :class:`Datasets`.
@@ -496,7 +536,7 @@ def image_folder(
 
     _check_positive("batch_size", batch_size)
     _check_split(validation_split)
-    model_size, model_channels, preprocessing, model_outputs = _model_image_spec(model)
+    model_size, model_channels, preprocessing, model_outputs = _model_image_spec(model, preprocessing)
     image_size = tuple(image_size or model_size or (224, 224))
     channels = channels or model_channels or 3
     if channels not in (1, 3):
@@ -560,6 +600,7 @@ def arrays(
     augment: Any = None,
     class_names: Any = None,
     preprocessed: bool = False,
+    preprocessing: Any = None,
 ) -> Datasets:
     """NumPy images and integer labels as training and validation pipelines.
 
@@ -575,6 +616,8 @@ def arrays(
         augment: Augmentations for training, see :func:`augmentation`.
         class_names: Names of the classes; default ``"0"``, ``"1"``, ...
         preprocessed: The images are already in model-input form; skip the preprocessing.
+        preprocessing: For a model kzoo did not build: the
+            :class:`kzoo.weights.Preprocessing` its input needs (a kzoo model knows its own).
 
     Returns:
         :class:`Datasets`.
@@ -596,7 +639,21 @@ def arrays(
                 "labels", f"{len(images)} integer labels, shape ({len(images)},)", f"{labels.dtype} {labels.shape}"
             )
         )
-    model_size, model_channels, preprocessing, model_outputs = _model_image_spec(model)
+    if preprocessed and model is not None and getattr(_identity(model), "preprocessing_in_model", False):
+        raise InvalidArgumentError(
+            expected_received(
+                "preprocessed",
+                f"False: {model.name} takes raw 0-255 pixels and preprocesses them itself",
+                True,
+                "Pass the raw images, or rebuild the model with include_preprocessing=False.",
+            )
+        )
+    from kzoo import weights as weights_lib
+
+    # Already preprocessed: any Preprocessing stands in (it is dropped below), so no warning.
+    model_size, model_channels, preprocessing, model_outputs = _model_image_spec(
+        model, weights_lib.Preprocessing() if preprocessed and _identity(model) is None else preprocessing
+    )
     if preprocessed:
         preprocessing = None
     if model_size is not None and (tuple(images.shape[1:3]) != tuple(model_size) or images.shape[3] != model_channels):

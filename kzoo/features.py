@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import keras
 
-from kzoo import registry
+from kzoo import identity as identity_lib
 from kzoo.errors import InvalidArgumentError, expected_received
 
 _NOT_FEATURES = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D, keras.layers.ZeroPadding2D)
@@ -31,12 +31,12 @@ def feature_extractor(model: keras.Model, stages: Sequence[str] | None = None) -
         >>> sorted(features.output)
         ['conv2', 'conv5']
     """
-    origin = registry.origin(model)
-    if origin is None or origin.spec is None or not origin.spec.stages:
+    identity = identity_lib.of(model)
+    if identity is None or not identity.stages:
         raise InvalidArgumentError(
             expected_received("model", "a model built by kzoo.get that declares stages", getattr(model, "name", model))
         )
-    declared = origin.spec.stages
+    declared = identity.stages
     outputs = {}
     for stage in declared:
         candidates = [
@@ -53,4 +53,6 @@ def feature_extractor(model: keras.Model, stages: Sequence[str] | None = None) -
                 expected_received("stages", f"names from {list(outputs)}", unknown, "See kzoo.info(name).")
             )
         outputs = {s: outputs[s] for s in stages}
-    return keras.Model(model.inputs, outputs, name=f"{model.name}_features")
+    # The same inputs, so the extractor shares the identity layer (and any preprocessing):
+    # it takes what the model takes, and kzoo.data pipelines built for it feed it correctly.
+    return identity_lib.KzooModel(model.inputs, outputs, name=f"{model.name}_features")

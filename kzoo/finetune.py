@@ -31,7 +31,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from kzoo import registry
+from kzoo import identity as identity_lib
+from kzoo.layers.identity import IDENTITY_LAYER, PREPROCESSING_LAYER
 from kzoo.errors import BackendError, InvalidArgumentError, KzooError, expected_received, import_tensorflow
 
 logger = logging.getLogger("kzoo")
@@ -46,15 +47,15 @@ RUN_FILE = "kzoo_run.json"
 
 
 def _stages(model: keras.Model) -> tuple[str, ...]:
-    origin = registry.origin(model)
-    return origin.spec.stages if origin is not None else ()
+    identity = identity_lib.of(model)
+    return identity.stages if identity is not None else ()
 
 
 def _head_layers(model: keras.Model) -> tuple[str, ...]:
-    origin = registry.origin(model)
+    identity = identity_lib.of(model)
     names = {layer.name for layer in model.layers}
-    if origin is not None:
-        return tuple(name for name in origin.spec.head_layers if name in names)
+    if identity is not None and identity.head_layers:
+        return tuple(name for name in identity.head_layers if name in names)
     with_weights = [layer.name for layer in model.layers if layer.weights]
     return tuple(with_weights[-1:])
 
@@ -207,7 +208,8 @@ def _with_dtype_policy(model: keras.Model, policy: str, keep_float32: set[str]) 
         if layer_config["class_name"] == "InputLayer" or layer_config["config"].get("name") in keep_float32:
             continue
         layer_config["config"]["dtype"] = policy
-    copy = keras.Model.from_config(config)
+    # The model's own class (a KzooModel keeps its raw-input handling); its identity layer is in the config.
+    copy = type(model).from_config(config)
     copy.set_weights(model.get_weights())
     return copy
 
@@ -412,7 +414,11 @@ def finetune(
     multi_worker = distribution is not None and _is_multi_worker(distribution)
 
     # The model that trains: the user's, or a copy for mixed precision / a distribution strategy.
-    keep_float32 = set(_head_layers(model)) | {t._keras_history[0].name for t in model.outputs}
+    keep_float32 = (
+        set(_head_layers(model))
+        | {t._keras_history[0].name for t in model.outputs}
+        | {IDENTITY_LAYER, PREPROCESSING_LAYER}  # raw pixels and their preprocessing stay float32
+    )
 
     def scope() -> Any:  # a fresh context each time: strategy scopes cannot be re-entered
         return distribution.scope() if distribution is not None else _NullScope()
@@ -421,14 +427,12 @@ def finetune(
         if mixed_precision:
             trainee = _with_dtype_policy(model, mixed_precision, keep_float32)
         elif distribution is not None:
-            trainee = keras.Model.from_config(model.get_config())
+            trainee = type(model).from_config(model.get_config())
             trainee.set_weights(model.get_weights())
         else:
             trainee = model
     if multi_worker or _is_collective(distribution):  # one worker too, so it sees the same batches as many
         _patch_for_multi_worker(trainee, distribution, train)
-    if trainee is not model:
-        registry._ORIGINS[trainee] = registry.origin(model) or registry.Origin(spec=None, weights=None, kwargs={})
     use_jit = resolve_jit_compile(trainee, jit_compile)
     if use_jit and distribution is not None and distribution.num_replicas_in_sync > 1:
         # XLA clusters cannot read a variable that lives on another device (TensorFlow's

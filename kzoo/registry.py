@@ -15,11 +15,11 @@ import inspect
 import logging
 import os
 import threading
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from kzoo import identity as identity_lib
 from kzoo import weights as weights_lib
 from kzoo.errors import (
     InvalidArgumentError,
@@ -166,8 +166,6 @@ class ModelCard:
 
 _MODELS: dict[str, ModelSpec] = {}
 _LOCK = threading.Lock()
-# Which spec and weights each model returned by get() came from (for kzoo.data, finetune).
-_ORIGINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -279,7 +277,8 @@ def info(name: str) -> ModelCard:
     return card
 
 
-def _resolve_weights(model_spec: ModelSpec, pretrained: Any) -> weights_lib.WeightsRecord | Path | None:
+def resolve_weights(model_spec: ModelSpec, pretrained: Any) -> weights_lib.WeightsRecord | Path | None:
+    """What ``pretrained=...`` of :func:`get` names: a weights record, a file path, or ``None``."""
     records = weights_lib.records_for(model_spec.name)
     tags = [record.tag for record in records]
     if pretrained is False or pretrained is None:
@@ -338,7 +337,19 @@ def _check_kwargs(model_spec: ModelSpec, kwargs: dict[str, Any]) -> None:
             )
 
 
-def get(name: str, /, *, pretrained: bool | str | os.PathLike = False, **kwargs: Any) -> Any:
+IMAGE_TASKS = ("image-classification", "image-segmentation")
+# Tasks whose image inputs are scaled pixels in a documented range (no preprocessing in the graph).
+RANGED_TASKS = ("representation-learning", "image-generation", "image-to-image")
+
+
+def get(
+    name: str,
+    /,
+    *,
+    pretrained: bool | str | os.PathLike = False,
+    include_preprocessing: bool | None = None,
+    **kwargs: Any,
+) -> Any:
     """Builds a registered model, optionally with pretrained weights.
 
     Args:
@@ -346,6 +357,10 @@ def get(name: str, /, *, pretrained: bool | str | os.PathLike = False, **kwargs:
         pretrained: ``False`` for random initialisation, ``True`` for the model's
             default weights, a weights tag (``"mnist"``), or a path to a ``.weights.h5``
             file (or a ``.keras`` file, read with ``safe_mode=True``).
+        include_preprocessing: Put the weights' preprocessing inside the model, so it takes
+            raw 0-255 pixels. Default: on for image classifiers and segmentation models with
+            pretrained weights from a kzoo record, off otherwise (``kzoo.data`` pipelines then
+            apply it). ``False`` gives the graph of ``keras.applications`` (preprocessed inputs).
         **kwargs: Builder arguments: for vision models ``input_shape``, ``num_classes``,
             ``include_top``, ``pooling``, ``classifier_activation``, ``name`` and the
             family's own arguments.
@@ -353,10 +368,13 @@ def get(name: str, /, *, pretrained: bool | str | os.PathLike = False, **kwargs:
     When ``num_classes`` differs from the weights' classes, every weight but the head
     is loaded and the head is freshly initialised; when the input channels differ from
     the weights', the first convolution's kernel is adapted (summed for one channel,
-    repeated and rescaled for more). Each adaptation is logged in one line.
+    repeated and rescaled for more). Each adaptation is logged in one line. The model is
+    built once: weights are read from the file layer by layer into it.
 
     Returns:
-        A plain ``keras.Model``.
+        A :class:`kzoo.identity.KzooModel` (a functional ``keras.Model``) that carries its
+        identity: registry name, builder arguments, weights, preprocessing, classes, stages
+        and, for text models, its vocabulary (see :func:`kzoo.identity.of`).
 
     Example:
         >>> import kzoo
@@ -366,7 +384,9 @@ def get(name: str, /, *, pretrained: bool | str | os.PathLike = False, **kwargs:
     """
     model_spec = spec(name)
     _check_kwargs(model_spec, kwargs)
-    source = _resolve_weights(model_spec, pretrained)
+    if include_preprocessing not in (None, True, False):
+        raise InvalidArgumentError(expected_received("include_preprocessing", "None, True or False", include_preprocessing))
+    source = resolve_weights(model_spec, pretrained)
     build_kwargs = {**model_spec.kwargs, **kwargs}
     record = source if isinstance(source, weights_lib.WeightsRecord) else None
     if record is not None:
@@ -375,23 +395,153 @@ def get(name: str, /, *, pretrained: bool | str | os.PathLike = False, **kwargs:
         for key, value in _record_configuration(model_spec, record).items():
             build_kwargs.setdefault(key, value)
     model = model_spec.builder(**build_kwargs)
+    inherited = None
     if record is not None:
-        path = weights_lib.fetch(record)
-        # The reference model is exactly the weights' configuration, so the file always
-        # loads into it; transfer_weights then maps it onto what was asked for.
-        # Its family arguments are the record's (a masked-LM file for a classifier: head="mlm").
-        reference = model_spec.builder(
-            **{**build_kwargs, **record.builder_kwargs, **_record_configuration(model_spec, record)}
-        )
-        weights_lib.load_weights_file(reference, path, format=record.format)
-        transfer_weights(reference, model, model_spec, source_description=f"weights '{record.key}'")
-        del reference
+        _load_record(model_spec, record, model, build_kwargs)
     elif isinstance(source, Path):
-        reference = _reference_from_file(model_spec, source, build_kwargs)
-        transfer_weights(reference, model, model_spec, source_description=f"weights file {source}")
-        del reference
-    _ORIGINS[model] = Origin(spec=model_spec, weights=record, kwargs=build_kwargs)
-    return model
+        inherited = _load_file(model_spec, source, model)
+    identity = _identity_for(model_spec, model, build_kwargs, record, source, include_preprocessing, inherited)
+    return identity_lib.attach(model, identity)
+
+
+def _load_record(
+    model_spec: ModelSpec, record: weights_lib.WeightsRecord, model: Any, build_kwargs: dict[str, Any]
+) -> None:
+    """Loads a record's file into ``model``, mapping it onto the requested configuration."""
+    path = weights_lib.fetch(record)
+    description = f"weights '{record.key}'"
+    # The configuration the file was saved from (a masked-LM file for a classifier: head="mlm").
+    saved_kwargs = {**build_kwargs, **record.builder_kwargs, **_record_configuration(model_spec, record)}
+    same_configuration = saved_kwargs == build_kwargs
+    if record.format == "h5-legacy":
+        # Read by layer name, one layer at a time, straight into the model: no second model.
+        with weights_lib.LegacyH5Weights(path) as stored:
+            transfer_weights(stored, model, model_spec, source_description=description, exact=same_configuration)
+        return
+    if same_configuration:
+        weights_lib.load_weights_file(model, path, format=record.format)
+        return
+    # A Keras 3 weights file is stored by layer position, not name, so another configuration
+    # needs a model of the file's own configuration to read it; kzoo's shipped files are small
+    # (<= 10 MB), so this second model is too.
+    reference = model_spec.builder(**saved_kwargs)
+    weights_lib.load_weights_file(reference, path, format=record.format)
+    transfer_weights(reference, model, model_spec, source_description=description)
+    del reference
+
+
+def _load_file(model_spec: ModelSpec, path: Path, model: Any) -> Any:
+    """Loads a user's weights or ``.keras`` file into ``model``; returns the file's identity, if any."""
+    if path.suffix != ".keras":
+        weights_lib.load_weights_file(model, path)
+        return None
+    import keras
+
+    try:
+        # safe_mode=True refuses lambda layers and other arbitrary code in the file.
+        reference = keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:
+        raise WeightsError(f"model file {path} could not be loaded safely: {type(error).__name__}: {error}") from error
+    if not isinstance(reference, keras.Model):
+        raise WeightsError(
+            expected_received(f"model file {path}", "a saved keras.Model", type(reference).__name__)
+        )
+    transfer_weights(reference, model, model_spec, source_description=f"weights file {path}")
+    inherited = identity_lib.of(reference)
+    del reference
+    return inherited
+
+
+def _image_input(model: Any) -> bool:
+    return len(model.inputs) == 1 and len(model.inputs[0].shape) == 4
+
+
+def _identity_for(
+    model_spec: ModelSpec,
+    model: Any,
+    build_kwargs: dict[str, Any],
+    record: weights_lib.WeightsRecord | None,
+    source: Any,
+    include_preprocessing: bool | None,
+    inherited: Any,
+) -> Any:
+    image = _image_input(model)
+    preprocessing = None
+    if image:
+        default = weights_lib.Preprocessing(channel_order="grayscale" if model.inputs[0].shape[-1] == 1 else "rgb")
+        preprocessing = dataclasses.asdict(record.preprocessing if record is not None else default)
+    in_model = bool(record is not None and model_spec.task in IMAGE_TASKS) if include_preprocessing is None else (
+        include_preprocessing
+    )
+    if in_model and not image:
+        raise InvalidArgumentError(
+            expected_received(
+                f"kzoo.get({model_spec.name!r}): include_preprocessing",
+                "None or False (the model does not read images)",
+                include_preprocessing,
+            )
+        )
+    input_range = None
+    if image and record is not None and model_spec.task in RANGED_TASKS:
+        prep = record.preprocessing
+        if prep.mean is None and prep.std is None:
+            low, high = sorted((prep.offset, 255.0 * prep.scale + prep.offset))
+            input_range = (low, high)
+    class_names = None
+    if record is not None and record.class_names:
+        outputs = model.outputs[0].shape[-1] if len(model.outputs) == 1 else None
+        if outputs == len(record.class_names):
+            class_names = tuple(record.class_names)
+    weights_key = record.key if record is not None else (f"file:{source}" if isinstance(source, Path) else None)
+    identity = identity_lib.ModelIdentity(
+        name=model_spec.name,
+        family=model_spec.family,
+        task=model_spec.task,
+        builder_kwargs=build_kwargs,
+        weights=weights_key,
+        preprocessing=preprocessing,
+        preprocessing_in_model=in_model,
+        input_range=input_range,
+        class_names=class_names,
+        stages=tuple(model_spec.stages),
+        head_layers=tuple(model_spec.head_layers),
+        stem_layer=model_spec.stem_layer,
+        text=_text_settings(record) if record is not None else None,
+    )
+    if inherited is not None:
+        # A .keras file made by kzoo: keep what it knew about its inputs and classes.
+        identity = identity.replace(
+            preprocessing=inherited.preprocessing if image else None,
+            preprocessing_in_model=inherited.preprocessing_in_model if include_preprocessing is None else in_model,
+            input_range=inherited.input_range,
+            class_names=inherited.class_names if class_names is None else class_names,
+            text=inherited.text,
+        )
+    return identity
+
+
+def _text_settings(record: weights_lib.WeightsRecord) -> dict[str, Any] | None:
+    """The record's text preprocessing, with its vocabulary read in (so it travels with the model)."""
+    text = dict(record.text)
+    if not text:
+        return None
+    if "vocabulary" in text:
+        path = weights_lib.shipped_dir() / text["vocabulary"]
+        if not path.is_file() or weights_lib.file_hashes(path)["sha256"] != text.get("vocabulary_sha256"):
+            raise WeightsError(f"vocabulary {path} of weights {record.key} is missing or fails its sha256.")
+        vocabulary = path.read_text(encoding="utf-8").splitlines()
+        kind = "wordpiece" if text.get("tokenizer") == "wordpiece" else "vocabulary"
+        settings = {"kind": kind, "vocabulary": vocabulary, "source": text["vocabulary"]}
+        if kind == "wordpiece":
+            settings.update(lowercase=text.get("lowercase", True), max_length=text.get("max_length", 128))
+        else:
+            settings.update(
+                standardize=text.get("standardize"), split=text.get("split"), max_length=text.get("max_length")
+            )
+        return settings
+    if "num_bins" in text:
+        return {"kind": "hashing", "num_bins": text["num_bins"], "max_word_length": text.get("max_word_length", 16)}
+    return None
 
 
 def _record_configuration(model_spec: ModelSpec, record: weights_lib.WeightsRecord) -> dict[str, Any]:
@@ -405,28 +555,18 @@ def _record_configuration(model_spec: ModelSpec, record: weights_lib.WeightsReco
     return {k: v for k, v in configuration.items() if v is not None and k in parameters}
 
 
-def _reference_from_file(model_spec: ModelSpec, path: Path, build_kwargs: dict[str, Any]) -> Any:
-    if path.suffix == ".keras":
-        import keras
-
-        try:
-            # safe_mode=True refuses lambda layers and other arbitrary code in the file.
-            return keras.saving.load_model(path, compile=False, safe_mode=True)
-        except Exception as error:
-            raise WeightsError(
-                f"model file {path} could not be loaded safely: {type(error).__name__}: {error}"
-            ) from error
-    reference = model_spec.builder(**build_kwargs)
-    weights_lib.load_weights_file(reference, path)
-    return reference
-
-
 def origin(model: Any) -> Origin | None:
-    """The registry spec and weights record a model returned by :func:`get` was built from."""
-    try:
-        return _ORIGINS.get(model)
-    except TypeError:
+    """The registry spec, weights record and builder arguments of a model from :func:`get`.
+
+    Read from the identity the model carries (:func:`kzoo.identity.of`), so it works after
+    ``.keras`` save and reload too; ``None`` for a model kzoo did not build.
+    """
+    identity = identity_lib.of(model)
+    if identity is None:
         return None
+    model_spec = _MODELS.get(identity.name) if identity.name else None
+    record = weights_lib.find_record(identity.weights) if identity.weights else None
+    return Origin(spec=model_spec, weights=record, kwargs=dict(identity.builder_kwargs))
 
 
 def adapt_input_channels(kernel: Any, channels: int) -> Any:
@@ -450,23 +590,25 @@ def adapt_input_channels(kernel: Any, channels: int) -> Any:
     return tiled * (old / channels)
 
 
-def transfer_weights(source: Any, target: Any, model_spec: ModelSpec, *, source_description: str) -> None:
+def transfer_weights(
+    source: Any, target: Any, model_spec: ModelSpec, *, source_description: str, exact: bool = False
+) -> None:
     """Copies weights layer by layer (matched by name) from ``source`` into ``target``.
 
-    Head layers whose shapes differ stay freshly initialised; a stem convolution whose
-    input channels differ gets an adapted kernel; any other difference is an error that
-    names the layer and both shapes.
+    ``source`` is a model or a :class:`kzoo.weights.LegacyH5Weights` file reader. Head layers
+    whose shapes differ stay freshly initialised; a stem convolution whose input channels
+    differ gets an adapted kernel; any other difference is an error that names the layer
+    and both shapes. With ``exact``, the source must hold no layer the target lacks (the
+    target is the configuration the weights were saved from). Every layer is checked
+    (by shape) before any is assigned, so a failure leaves the target untouched.
     """
+    stored = weights_lib.ModelWeights(source) if not isinstance(source, weights_lib.LegacyH5Weights) else source
     head_reset, stem_adapted = [], None
-    updates = []
-    for layer in target.layers:
-        if not layer.weights:
-            continue
-        try:
-            source_layer = source.get_layer(layer.name)
-        except ValueError:
-            source_layer = None
-        if source_layer is None:
+    updates = []  # (layer, "copy" | "adapt")
+    target_layers = [layer for layer in target.layers if layer.weights]
+    for layer in target_layers:
+        new_shapes = [tuple(w.shape) for w in layer.weights]
+        if layer.name not in stored:
             if layer.name in model_spec.head_layers:
                 head_reset.append(layer.name)
                 continue
@@ -474,22 +616,36 @@ def transfer_weights(source: Any, target: Any, model_spec: ModelSpec, *, source_
                 f"{source_description} have no layer {layer.name!r} for model {target.name!r}; "
                 "they were saved from a different architecture."
             )
-        old, new = source_layer.get_weights(), layer.get_weights()
-        if [a.shape for a in old] == [b.shape for b in new]:
-            updates.append((layer, old))
+        old_shapes = stored.shapes(layer.name)
+        if old_shapes == new_shapes:
+            updates.append((layer, "copy"))
         elif layer.name in model_spec.head_layers:
             head_reset.append(layer.name)
-        elif layer.name == model_spec.stem_layer and len(old) == len(new) and old[0].shape[:-2] == new[0].shape[:-2]:
-            adapted = [adapt_input_channels(old[0], new[0].shape[-2]), *old[1:]]
-            if [a.shape for a in adapted] != [b.shape for b in new]:
-                raise WeightsError(_shape_message(source_description, layer.name, new, old))
-            stem_adapted = (layer.name, old[0].shape[-2], new[0].shape[-2])
-            updates.append((layer, adapted))
+        elif (
+            layer.name == model_spec.stem_layer
+            and len(old_shapes) == len(new_shapes)
+            and old_shapes[0][:-2] == new_shapes[0][:-2]
+            and old_shapes[0][-1] == new_shapes[0][-1]
+            and old_shapes[1:] == new_shapes[1:]
+        ):
+            stem_adapted = (layer.name, old_shapes[0][-2], new_shapes[0][-2])
+            updates.append((layer, "adapt"))
         else:
-            raise WeightsError(_shape_message(source_description, layer.name, new, old, source))
-    # Assign only after every layer was checked, so a failure leaves the model untouched.
-    for layer, values in updates:
+            raise WeightsError(_shape_message(source_description, layer.name, new_shapes, old_shapes, source))
+    if exact:
+        extra = sorted(set(stored.names()) - {layer.name for layer in target_layers})
+        if extra:
+            raise WeightsError(
+                f"{source_description} do not fit model {target.name!r}: the file holds layers the model lacks "
+                f"{extra[:5]}{'...' if len(extra) > 5 else ''}. Was it saved from another architecture?"
+            )
+    # Assign only after every layer was checked; read each layer's arrays only when assigning it.
+    for layer, how in updates:
+        values = stored.arrays(layer.name)
+        if how == "adapt":
+            values = [adapt_input_channels(values[0], layer.weights[0].shape[-2]), *values[1:]]
         layer.set_weights(values)
+        del values
     if head_reset:
         logger.warning(
             "kzoo: %s: loaded all weights but the head (%s), which is newly initialised for the requested classes.",
@@ -515,7 +671,7 @@ def _shape_message(source_description: str, layer: str, expected: list, received
         trained = f" (they were trained with input_shape={tuple(source.inputs[0].shape[1:])})"
     return (
         f"{source_description} do not fit layer {layer!r}: expected weight shapes "
-        f"{[tuple(w.shape) for w in expected]}, received {[tuple(w.shape) for w in received]}. "
+        f"{[tuple(shape) for shape in expected]}, received {[tuple(shape) for shape in received]}. "
         f"Use the input size and family arguments the weights were trained with{trained}, "
         "or include_top=False to keep only the convolutional layers."
     )

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from kzoo.errors import InvalidArgumentError, WeightsError, expected_received, import_tensorflow
+from kzoo.errors import InvalidArgumentError, expected_received, import_tensorflow
 
 DEFAULT_LENGTHS = (16, 32, 64, 128)
 CONLL_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
@@ -196,29 +196,76 @@ def end_to_end(model: Any, vectorizer: Any, *, max_length: int = DEFAULT_LENGTHS
     return keras.Model(text, outputs, name=name or f"{model.name}_text")
 
 
+def _text_settings(model: Any, kind: str, expected: str, fix: str) -> dict[str, Any]:
+    """The text settings a model carries in its kzoo identity, checked to be of ``kind``."""
+    from kzoo import identity as identity_lib
+
+    identity = identity_lib.of(model)
+    settings = identity.text if identity is not None else None
+    if not settings or settings.get("kind") != kind:
+        raise InvalidArgumentError(expected_received("model", expected, getattr(model, "name", model), fix))
+    return settings
+
+
 def vectorizer_for(model: Any) -> Any:
-    """The vectorizer the pretrained weights of ``model`` (from :func:`kzoo.get`) were trained with."""
-    record, path = _shipped_vocabulary(
+    """The vectorizer a pretrained text ``model`` (from :func:`kzoo.get`) was trained with.
+
+    Its vocabulary travels inside the model, so this works on a reloaded ``.keras`` file too.
+    """
+    from kzoo import inputs
+
+    _text_settings(
         model,
+        "vocabulary",
         "a model from kzoo.get(name, pretrained=TAG) whose weights carry a vocabulary",
         "Build your own with kzoo.text.vectorizer(texts).",
-        lambda text: "vocabulary" in text and text.get("tokenizer") != "wordpiece",
     )
-    return vectorizer(vocabulary=path, standardize=record.text["standardize"], split=record.text["split"])
+    return inputs.text_encoder(model)
 
 
-def _shipped_vocabulary(model: Any, expected: str, fix: str, fits: Any) -> tuple[Any, Path]:
-    """The weights record of ``model`` and its vocabulary file, hash-checked."""
-    from kzoo import registry, weights
+def with_text(model: Any, encoder: Any, *, max_length: int | None = DEFAULT_LENGTHS[-1]) -> Any:
+    """Makes ``model`` (a kzoo model) carry ``encoder``'s vocabulary, so it takes raw strings.
 
-    origin = registry.origin(model)
-    record = origin.weights if origin is not None else None
-    if record is None or not fits(record.text):
-        raise InvalidArgumentError(expected_received("model", expected, getattr(model, "name", model), fix))
-    path = weights.shipped_dir() / record.text["vocabulary"]
-    if not path.is_file() or weights.file_hashes(path)["sha256"] != record.text["vocabulary_sha256"]:
-        raise WeightsError(f"vocabulary {path} of weights {record.key} is missing or fails its sha256.")
-    return record, path
+    For a text model you trained yourself on :func:`text_datasets`: ``encoder`` is the
+    :func:`vectorizer`, :class:`WordPieceTokenizer` or :class:`TokenFeatures` the pipeline
+    used. The model's identity is updated in place (``.keras`` saves keep it); returns ``model``.
+
+    Example:
+        >>> vectorizer = kzoo.text.vectorizer(texts)  # doctest: +SKIP
+        >>> model = kzoo.get("bilstm_classifier", vocab_size=vectorizer.vocabulary_size())  # doctest: +SKIP
+        >>> model.fit(kzoo.text.text_datasets(texts, labels, vectorizer=vectorizer))  # doctest: +SKIP
+        >>> kzoo.text.with_text(model, vectorizer).predict(["a great movie"])  # doctest: +SKIP
+    """
+    from kzoo import identity as identity_lib
+
+    identity = identity_lib.require(model, "kzoo.text.with_text", "Build the model with kzoo.get(...).")
+    if isinstance(encoder, WordPieceTokenizer):
+        settings = {
+            "kind": "wordpiece",
+            "vocabulary": list(encoder.vocabulary),
+            "lowercase": encoder.lowercase,
+            "max_length": encoder.sequence_length,
+        }
+    elif hasattr(encoder, "get_vocabulary") and hasattr(encoder, "get_config"):
+        config = encoder.get_config()
+        settings = {
+            "kind": "vocabulary",
+            "vocabulary": list(encoder.get_vocabulary())[2:],
+            "standardize": config.get("standardize"),
+            "split": config.get("split"),
+            "max_length": max_length,
+        }
+    elif isinstance(encoder, TokenFeatures):
+        settings = {"kind": "hashing", "num_bins": encoder.num_bins, "max_word_length": encoder.max_word_length}
+    else:
+        raise InvalidArgumentError(
+            expected_received(
+                "encoder",
+                "a kzoo.text.vectorizer, WordPieceTokenizer or TokenFeatures",
+                type(encoder).__name__,
+            )
+        )
+    return identity_lib.replace_identity(model, identity.replace(text=settings))
 
 
 # --------------------------------------------------------------------------------------
@@ -321,19 +368,26 @@ def _wordpiece_tagging(sentences, tags, tokenizer, batch_size, lengths, shuffle,
     return bucket(dataset, batch_size=batch_size, lengths=lengths, drop_remainder=shuffle).prefetch(tf.data.AUTOTUNE)
 
 
-def tag(model: Any, tokens: Sequence[str], *, features: TokenFeatures | None = None) -> list[tuple[str, str]]:
-    """Tags one tokenized sentence with a tagger; returns ``(token, tag)`` pairs."""
-    from kzoo import registry
+def tag(model: Any, tokens: Sequence[str] | str, *, features: TokenFeatures | None = None) -> list[tuple[str, str]]:
+    """Tags one sentence (a list of tokens, or a string split on spaces); returns ``(token, tag)`` pairs.
 
-    origin = registry.origin(model)
-    record = origin.weights if origin is not None else None
-    if features is None:
-        settings = record.text if record is not None and "num_bins" in record.text else {}
-        features = TokenFeatures(settings.get("num_bins", 16384), settings.get("max_word_length", 16))
-    names = record.class_names if record is not None and record.class_names else CONLL_TAGS
-    inputs = {name: value[None] for name, value in features(list(tokens)).items()}
-    inputs = [inputs[tensor.name.split(":")[0]] for tensor in model.inputs]
-    logits = model.predict_on_batch(inputs if len(inputs) > 1 else inputs[0])[0]
+    The token features and tag names come from the model's kzoo identity (a reloaded
+    model keeps them); ``features`` overrides them for a model kzoo did not build.
+    """
+    from kzoo import identity as identity_lib
+    from kzoo import inputs
+
+    identity = identity_lib.of(model)
+    tokens = tokens.split() if isinstance(tokens, str) else list(tokens)
+    names = identity.class_names if identity is not None and identity.class_names else CONLL_TAGS
+    if features is None and identity is not None and identity.text and identity.text.get("kind") == "hashing":
+        encoded = inputs.encode_text(model, identity, [tokens])
+    else:
+        features = features or TokenFeatures()
+        by_name = {name: np.asarray(value)[None] for name, value in features(tokens).items()}
+        encoded = [by_name[tensor.name.split(":")[0]] for tensor in model.inputs]
+        encoded = encoded if len(encoded) > 1 else encoded[0]
+    logits = np.asarray(model.predict_on_batch(encoded))[0]
     return [(token, names[int(i)]) for token, i in zip(tokens, np.argmax(logits, axis=-1))]
 
 
@@ -773,17 +827,17 @@ class WordPieceTokenizer:
 
 
 def tokenizer_for(model: Any) -> WordPieceTokenizer:
-    """The WordPiece tokenizer the pretrained weights of a BERT ``model`` (from
-    :func:`kzoo.get`) were trained with; its vocabulary ships with the weights."""
-    record, path = _shipped_vocabulary(
+    """The WordPiece tokenizer a pretrained BERT ``model`` (from :func:`kzoo.get`) was trained
+    with; its vocabulary travels inside the model (a reloaded ``.keras`` file keeps it)."""
+    from kzoo import inputs
+
+    _text_settings(
         model,
+        "wordpiece",
         "a BERT model from kzoo.get(name, pretrained=TAG) whose weights carry a WordPiece vocabulary",
         "Learn your own with kzoo.text.WordPieceTokenizer(kzoo.text.wordpiece_vocabulary(texts)).",
-        lambda text: text.get("tokenizer") == "wordpiece",
     )
-    return WordPieceTokenizer(
-        path, sequence_length=record.text.get("max_length", 128), lowercase=record.text.get("lowercase", True)
-    )
+    return inputs.text_encoder(model)
 
 
 def packed_sequences(tokenizer: WordPieceTokenizer, lines: Sequence[str], *, sequence_length: int = 128) -> np.ndarray:

@@ -300,6 +300,14 @@ def all_records() -> list[WeightsRecord]:
     return sorted(records.values(), key=lambda r: (r.model, r.tag))
 
 
+def find_record(key: str) -> WeightsRecord | None:
+    """The record registered as ``key`` (``"lenet5.mnist"``), or ``None``."""
+    for record in all_records():
+        if record.key == key:
+            return record
+    return None
+
+
 def records_for(model: str) -> list[WeightsRecord]:
     """The weights records of one model, default tag first."""
     records = [r for r in all_records() if r.model == model]
@@ -555,6 +563,92 @@ def load_weights_file(model: Any, path: str | os.PathLike, *, format: str | None
         ) from error
 
 
+class ModelWeights:
+    """A model's weights by layer name, for :func:`kzoo.registry.transfer_weights`."""
+
+    def __init__(self, model: Any) -> None:
+        self._layers = {layer.name: layer for layer in model.layers if layer.weights}
+        self.inputs = getattr(model, "inputs", [])
+
+    def names(self) -> list[str]:
+        return list(self._layers)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._layers
+
+    def shapes(self, name: str) -> list[tuple[int, ...]]:
+        return [tuple(w.shape) for w in self._layers[name].weights]
+
+    def arrays(self, name: str) -> list[Any]:
+        return self._layers[name].get_weights()
+
+
+class LegacyH5Weights:
+    """A Keras 2 weights-only HDF5 file (keras.applications' format), read by layer name.
+
+    A context manager: shapes come from the file's metadata, arrays are read one layer at a
+    time (``arrays``), so loading a 500 MB file never holds a second copy of the model.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self._handle = None
+        self._groups: dict[str, tuple[Any, list[str]]] = {}
+        self.inputs: list = []
+
+    def __enter__(self) -> LegacyH5Weights:
+        import h5py
+
+        try:
+            self._handle = h5py.File(self.path, "r")
+            root = self._handle["model_weights"] if "model_weights" in self._handle else self._handle
+            if "layer_names" not in root.attrs:
+                raise WeightsError(
+                    expected_received(
+                        f"weights file {self.path}",
+                        "a Keras weights-only HDF5 file (with a 'layer_names' attribute)",
+                        "none",
+                    )
+                )
+            for raw in root.attrs["layer_names"]:
+                name = raw.decode() if isinstance(raw, bytes) else str(raw)
+                group = root[name]
+                names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
+                if names:
+                    self._groups[name] = (group, names)
+        except WeightsError:
+            self.close()
+            raise
+        except Exception as error:  # h5py raises OSError, KeyError, ValueError... for damaged files
+            self.close()
+            raise WeightsError(
+                f"weights file {self.path} could not be read: {type(error).__name__}: {_first_line(error)}"
+            ) from error
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def names(self) -> list[str]:
+        return list(self._groups)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._groups
+
+    def shapes(self, name: str) -> list[tuple[int, ...]]:
+        group, names = self._groups[name]
+        return [tuple(group[n].shape) for n in names]
+
+    def arrays(self, name: str) -> list[Any]:
+        group, names = self._groups[name]
+        return [group[n][()] for n in names]
+
+
 def _load_legacy_h5_by_name(model: Any, path: Path) -> None:
     """Loads a Keras 2 weights-only HDF5 file (keras.applications' format) by layer name.
 
@@ -563,40 +657,24 @@ def _load_legacy_h5_by_name(model: Any, path: Path) -> None:
     in which a builder creates layers. Strict: every layer with weights must be in the file
     and every layer in the file must exist, with the same shapes.
     """
-    import h5py
-
-    with h5py.File(path, "r") as handle:
-        root = handle["model_weights"] if "model_weights" in handle else handle
-        if "layer_names" not in root.attrs:
+    with LegacyH5Weights(path) as stored:
+        layers = {layer.name: layer for layer in model.layers if layer.weights}
+        missing, extra = sorted(set(layers) - set(stored.names())), sorted(set(stored.names()) - set(layers))
+        if missing or extra:
             raise WeightsError(
-                expected_received(
-                    f"weights file {path}", "a Keras weights-only HDF5 file (with a 'layer_names' attribute)", "none"
+                f"weights file {path} does not fit model {model.name!r}: layers missing from the file "
+                f"{missing[:5]}{'...' if len(missing) > 5 else ''}, layers the model lacks {extra[:5]}"
+                f"{'...' if len(extra) > 5 else ''}. Was it saved from another architecture or with(out) the top?"
+            )
+        for name, layer in layers.items():
+            expected = [tuple(w.shape) for w in layer.weights]
+            received = stored.shapes(name)
+            if expected != received:
+                raise WeightsError(
+                    f"weights file {path}, layer {name!r}: expected weight shapes {expected}, received {received}."
                 )
-            )
-        stored = {}
-        for raw in root.attrs["layer_names"]:
-            name = raw.decode() if isinstance(raw, bytes) else str(raw)
-            group = root[name]
-            names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
-            if names:
-                stored[name] = [group[n][()] for n in names]
-    layers = {layer.name: layer for layer in model.layers if layer.weights}
-    missing, extra = sorted(set(layers) - set(stored)), sorted(set(stored) - set(layers))
-    if missing or extra:
-        raise WeightsError(
-            f"weights file {path} does not fit model {model.name!r}: layers missing from the file "
-            f"{missing[:5]}{'...' if len(missing) > 5 else ''}, layers the model lacks {extra[:5]}"
-            f"{'...' if len(extra) > 5 else ''}. Was it saved from another architecture or with(out) the top?"
-        )
-    for name, layer in layers.items():
-        expected = [tuple(w.shape) for w in layer.get_weights()]
-        received = [tuple(a.shape) for a in stored[name]]
-        if expected != received:
-            raise WeightsError(
-                f"weights file {path}, layer {name!r}: expected weight shapes {expected}, received {received}."
-            )
-    for name, layer in layers.items():
-        layer.set_weights(stored[name])
+        for name, layer in layers.items():
+            layer.set_weights(stored.arrays(name))
 
 
 def _first_line(error: BaseException) -> str:
