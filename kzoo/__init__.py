@@ -9,9 +9,10 @@ Example:
 
 import importlib
 
-from kzoo import data, errors, models, segmentation, text  # noqa: F401  (importing models registers every family)
+from kzoo import data, errors, identity, models, segmentation, text  # noqa: F401  (importing models registers every family)
 from kzoo.features import feature_extractor
 from kzoo.finetune import FinetuneResult, finetune, freeze, unfreeze
+from kzoo.identity import KzooModel
 from kzoo.imagenet import decode_predictions
 from kzoo.registry import ModelCard, ModelSpec, get, info, list_models, register_model
 
@@ -30,6 +31,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "FinetuneResult",
+    "KzooModel",
     "ModelCard",
     "ModelSpec",
     "__version__",
@@ -43,6 +45,7 @@ __all__ = [
     "generative",
     "get",
     "hub",
+    "identity",
     "info",
     "list_models",
     "register_model",

@@ -12,7 +12,9 @@ from kzoo.errors import InvalidArgumentError, expected_received
 _NOT_FEATURES = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D, keras.layers.ZeroPadding2D)
 
 
-def feature_extractor(model: keras.Model, stages: Sequence[str] | None = None) -> keras.Model:
+def feature_extractor(
+    model: keras.Model, stages: Sequence[str] | None = None, *, declared: Sequence[str] | None = None
+) -> keras.Model:
     """A model that returns ``{stage: feature map}`` for the stages a zoo model declares.
 
     Each stage's feature map is the output of its last layer that is not a pooling or
@@ -23,6 +25,8 @@ def feature_extractor(model: keras.Model, stages: Sequence[str] | None = None) -
     Args:
         model: A model from :func:`kzoo.get` (``include_top=False`` is typical).
         stages: Which stages, in any order; default every stage with a 4-D (image) output.
+        declared: For a model kzoo did not build: its stage names, input to output (a
+            kzoo model knows its own).
 
     Example:
         >>> import kzoo
@@ -32,11 +36,17 @@ def feature_extractor(model: keras.Model, stages: Sequence[str] | None = None) -
         ['conv2', 'conv5']
     """
     identity = identity_lib.of(model)
-    if identity is None or not identity.stages:
-        raise InvalidArgumentError(
-            expected_received("model", "a model built by kzoo.get that declares stages", getattr(model, "name", model))
-        )
-    declared = identity.stages
+    if declared is None:
+        if identity is None or not identity.stages:
+            raise InvalidArgumentError(
+                expected_received(
+                    "model",
+                    "a model built by kzoo.get that declares stages",
+                    getattr(model, "name", model),
+                    "For another model, pass its stage names: feature_extractor(model, declared=[...]).",
+                )
+            )
+        declared = identity.stages
     outputs = {}
     for stage in declared:
         candidates = [
@@ -55,4 +65,5 @@ def feature_extractor(model: keras.Model, stages: Sequence[str] | None = None) -
         outputs = {s: outputs[s] for s in stages}
     # The same inputs, so the extractor shares the identity layer (and any preprocessing):
     # it takes what the model takes, and kzoo.data pipelines built for it feed it correctly.
-    return identity_lib.KzooModel(model.inputs, outputs, name=f"{model.name}_features")
+    model_class = identity_lib.KzooModel if identity is not None else keras.Model
+    return model_class(model.inputs, outputs, name=f"{model.name}_features")

@@ -179,7 +179,8 @@ def attach(model: keras.Model, identity: ModelIdentity, *, name: str | None = No
 
     The identity layer goes on the first input; with ``identity.preprocessing_in_model``,
     an ``ImagePreprocessing`` layer follows it, so the model takes raw pixels. The layers
-    (and their weights) are shared with ``model``, not copied.
+    (and their weights) are ``model``'s own, not copies; ``model`` itself is consumed (its
+    input now comes out of kzoo's layers) and must not be used afterwards.
     """
     if not isinstance(model, keras.Model) or not hasattr(model, "_run_through_graph"):
         raise InvalidArgumentError(expected_received("model", "a functional keras.Model", type(model).__name__))
@@ -192,19 +193,27 @@ def attach(model: keras.Model, identity: ModelIdentity, *, name: str | None = No
                 "Use kzoo.identity.of(model) to read the one it has.",
             )
         )
-    base = model
-    inputs = [keras.Input(batch_shape=t.shape, dtype=t.dtype, name=t.name.split(":")[0]) for t in base.inputs]
-    structure = base._inputs_struct
-    raw = keras.tree.pack_sequence_as(structure, inputs)
-    first = inputs[0]
-    x = KzooIdentity(identity.to_config())(first)
+    from keras.src.ops.node import Node
+
+    flat_inputs = list(model.inputs)
+    entry = flat_inputs[0]
+    raw = keras.Input(batch_shape=entry.shape, dtype=entry.dtype, name=entry._keras_history.operation.name)
+    identity_layer = KzooIdentity(identity.to_config())
+    identity_layer.build(entry.shape)
+    last_layer, last_input = identity_layer, raw
     if identity.preprocessing_in_model:
-        x = ImagePreprocessing(**identity.preprocessing)(x)
-    feed = keras.tree.pack_sequence_as(structure, [x, *inputs[1:]])
-    # Calling the graph (not the model) on new tensors adds nodes to its layers instead of
-    # nesting the model as one layer: layer names, stages and weights stay as they are.
-    outputs = base._run_through_graph(feed, operation_fn=lambda operation: operation)
-    return KzooModel(raw, outputs, name=name or model.name)
+        preprocessing = ImagePreprocessing(**identity.preprocessing)
+        preprocessing.build(entry.shape)
+        last_input = identity_layer(raw)
+        last_layer = preprocessing
+    # Splice kzoo's layers in front of the builder's graph: the builder's input tensor becomes
+    # the output of kzoo's last layer (a Node records that call, as Layer.__call__ would).
+    # Calling the layers on a new input instead would give every layer a second node, and
+    # `model.get_layer(name).output` (Grad-CAM, feature extractors) would then return the
+    # first, orphaned graph's tensors. Nothing is rebuilt or copied: same layers, same weights.
+    Node(last_layer, call_args=(last_input,), call_kwargs={}, outputs=entry)
+    structure = keras.tree.map_structure(lambda t: raw if t is entry else t, model._inputs_struct)
+    return KzooModel(structure, model._outputs_struct, name=name or model.name)
 
 
 @keras.saving.register_keras_serializable(package="kzoo")

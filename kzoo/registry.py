@@ -382,10 +382,23 @@ def get(
         >>> model.output_shape
         (None, 10)
     """
-    model_spec = spec(name)
-    _check_kwargs(model_spec, kwargs)
     if include_preprocessing not in (None, True, False):
         raise InvalidArgumentError(expected_received("include_preprocessing", "None, True or False", include_preprocessing))
+    model_spec, model, build_kwargs, record, source, inherited = _build(name, pretrained, kwargs)
+    identity = _identity_for(model_spec, model, build_kwargs, record, source, include_preprocessing, inherited)
+    return identity_lib.attach(model, identity)
+
+
+def build_with_weights(name: str, /, *, pretrained: bool | str | os.PathLike = False, **kwargs: Any) -> Any:
+    """Like :func:`get`, but the plain functional model the builder makes (no kzoo identity,
+    no preprocessing layer): for builders that use another registered model as a part
+    (a U-Net's encoder)."""
+    return _build(name, pretrained, kwargs)[1]
+
+
+def _build(name: str, pretrained: Any, kwargs: dict[str, Any]) -> tuple:
+    model_spec = spec(name)
+    _check_kwargs(model_spec, kwargs)
     source = resolve_weights(model_spec, pretrained)
     build_kwargs = {**model_spec.kwargs, **kwargs}
     record = source if isinstance(source, weights_lib.WeightsRecord) else None
@@ -400,8 +413,7 @@ def get(
         _load_record(model_spec, record, model, build_kwargs)
     elif isinstance(source, Path):
         inherited = _load_file(model_spec, source, model)
-    identity = _identity_for(model_spec, model, build_kwargs, record, source, include_preprocessing, inherited)
-    return identity_lib.attach(model, identity)
+    return model_spec, model, build_kwargs, record, source, inherited
 
 
 def _load_record(
@@ -467,10 +479,17 @@ def _identity_for(
 ) -> Any:
     image = _image_input(model)
     preprocessing = None
+    # A model whose encoder is another registered model with pretrained weights (a U-Net's
+    # encoder_weights): its input is what those weights expect.
+    encoder_record = None
+    if record is None and build_kwargs.get("encoder") and build_kwargs.get("encoder_weights"):
+        encoder_record = resolve_weights(spec(build_kwargs["encoder"]), build_kwargs["encoder_weights"])
+        encoder_record = encoder_record if isinstance(encoder_record, weights_lib.WeightsRecord) else None
+    known = record or encoder_record
     if image:
         default = weights_lib.Preprocessing(channel_order="grayscale" if model.inputs[0].shape[-1] == 1 else "rgb")
-        preprocessing = dataclasses.asdict(record.preprocessing if record is not None else default)
-    in_model = bool(record is not None and model_spec.task in IMAGE_TASKS) if include_preprocessing is None else (
+        preprocessing = dataclasses.asdict(known.preprocessing if known is not None else default)
+    in_model = bool(known is not None and model_spec.task in IMAGE_TASKS) if include_preprocessing is None else (
         include_preprocessing
     )
     if in_model and not image:

@@ -131,3 +131,25 @@ def test_time_to_accuracy_reports_an_unreached_target():
 def test_time_to_accuracy_rejects_bad_arguments(kwargs):
     with pytest.raises(InvalidArgumentError, match="expected"):
         TimeToAccuracy(np.zeros((1, 4)), np.zeros(1), **kwargs)
+
+
+def test_get_memory_script_measures_both_sides_and_prints_their_ratios(tmp_path):
+    import subprocess
+    import sys
+
+    script = RUNNER.parent / "get_memory.py"
+    json_path = tmp_path / "get_memory.json"
+    argv = ["--quick", "--models", "vgg16", "--rounds", "1", "--workdir", str(tmp_path), "--json", str(json_path)]
+    result = subprocess.run([sys.executable, str(script), *argv], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    measured = json.loads(json_path.read_text())["models"]["vgg16"]
+    ours, theirs = measured["kzoo"], measured["keras.applications"]
+    for side in (ours, theirs):
+        assert len(side["rounds"]) == 1
+        assert side["peak_above_baseline_mb"] > 0 and side["peak_total_mb"] > 0 and side["seconds"] > 0
+    # The printed ratios are kzoo / keras.applications of the figures in the JSON; no goal is asserted.
+    (row,) = [line.split() for line in result.stdout.splitlines() if line.startswith("vgg16 ")]
+    memory_ratio = ours["peak_above_baseline_mb"] / theirs["peak_above_baseline_mb"]
+    assert row[3] == f"{memory_ratio:.2f}"
+    assert row[6] == f"{ours['seconds'] / theirs['seconds']:.2f}"
+    assert row[7] in ("yes", "no") and row[8] in ("yes", "no")

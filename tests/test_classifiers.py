@@ -116,9 +116,17 @@ def test_official_format_served_locally_loads_by_name(
 
     local = dataclasses.replace(record, tag="local_official", url=url, md5=hashlib.md5(body).hexdigest(), default=False)
     temporary_registry.weights(local)
-    ours = kzoo.get("resnet50", pretrained="local_official")
+    # include_preprocessing=False: keras.applications' graph, which takes preprocessed inputs.
+    ours = kzoo.get("resnet50", pretrained="local_official", include_preprocessing=False)
     x = np.random.default_rng(1).standard_normal((2, 224, 224, 3)).astype("float32")
     np.testing.assert_allclose(ours.predict(x, verbose=0), theirs.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
+    # By default the model takes raw pixels and applies the weights' caffe preprocessing once,
+    # as keras.applications.resnet50.preprocess_input does.
+    raw = np.random.default_rng(2).integers(0, 256, (2, 224, 224, 3)).astype("uint8")
+    expected = theirs.predict(keras.applications.resnet50.preprocess_input(raw.astype("float32")), verbose=0)
+    np.testing.assert_allclose(
+        kzoo.get("resnet50", pretrained="local_official").predict(raw, verbose=0), expected, rtol=1e-4, atol=1e-4
+    )
 
     # New head and grayscale input from the same file: everything else loads, both adaptations are logged.
     with caplog.at_level(logging.WARNING, logger="kzoo"):

@@ -161,9 +161,9 @@ def test_mixed_precision_trains_and_keeps_float32_outputs(policy, digits):
 def test_nan_stops_the_run_and_never_keeps_nan_weights(digits):
     model = kzoo.get("lenet5", pretrained=True)
     images, labels = digits
-    poisoned = images.astype("float32") / 255.0
+    poisoned = images.astype("float32")
     poisoned[100:] = np.nan  # batches from the fourth on are NaN
-    data = kzoo.data.arrays(poisoned, labels, model=model, batch_size=32, validation_split=0, preprocessed=True)
+    data = kzoo.data.arrays(poisoned, labels, model=model, batch_size=32, validation_split=0)
     good = kzoo.data.arrays(*digits, model=model, batch_size=32)
     result = kzoo.finetune(model, data.train, good.validation, epochs=3, strategy="full", verbose=0)
     assert result.stopped_on_nan

@@ -48,7 +48,8 @@ def test_image_folder_is_sized_split_and_preprocessed_for_the_model(folder, lene
     xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in data.train])
     x, y = np.concatenate(xs), np.concatenate(ys)
     assert x.shape == (24, 28, 28, 1) and x.dtype == np.float32
-    assert 0.0 <= x.min() and x.max() <= 1.0  # the mnist weights' preprocessing: pixels / 255
+    # The pretrained model scales pixels itself, so the pipeline hands it raw 0-255 pixels.
+    assert 0.0 <= x.min() and 1.0 < x.max() <= 255.0
     assert set(y.tolist()) <= {0, 1, 2}
     # Brightness encodes the class, so the labels really belong to the images.
     means = [x[y == c].mean() for c in range(3)]
@@ -139,7 +140,7 @@ def test_arrays_pipeline_and_its_errors(lenet3):
     data = kzoo.data.arrays(images, labels, model=lenet3, validation_split=0.2, batch_size=8)
     assert (data.train_size, data.validation_size) == (40, 10)
     x, _ = next(iter(data.validation))
-    assert x.shape[1:] == (28, 28, 1) and float(tf.reduce_max(x)) <= 1.0
+    assert x.shape[1:] == (28, 28, 1) and 1.0 < float(tf.reduce_max(x)) <= 255.0  # raw: the model scales
     with pytest.raises(errors.InvalidArgumentError, match=r"shape \(N, 28, 28, 1\)"):
         kzoo.data.arrays(rng.integers(0, 256, (5, 32, 32, 1)), labels[:5], model=lenet3)
     with pytest.raises(errors.InvalidArgumentError, match=r"integers in \[0, 3\)"):
@@ -216,6 +217,6 @@ def test_tfds_dataset_by_name_built_locally(tmp_path, lenet3):
     assert data.class_names == ("red", "green", "blue")
     assert (data.train_size, data.validation_size) == (30, 9)
     x, y = next(iter(data.validation))
-    assert tuple(x.shape[1:]) == (28, 28, 1) and float(tf.reduce_max(x)) <= 1.0
+    assert tuple(x.shape[1:]) == (28, 28, 1) and 1.0 < float(tf.reduce_max(x)) <= 255.0  # raw: the model scales
     with pytest.raises(errors.InvalidArgumentError, match="registered TFDS name"):
         kzoo.data.tfds("kzoo_no_such_dataset", data_dir=tmp_path, download=False)

@@ -97,6 +97,8 @@ def _fixed_input(model: keras.Model) -> np.ndarray:
     if "int" in str(model.inputs[0].dtype):  # token ids
         return origin.spec.sample_inputs(model, batch_size=4, seed=1998)
     raw = np.random.default_rng(1998).integers(0, 256, size=(4, *model.inputs[0].shape[1:]))
+    if kzoo.identity.of(model).preprocessing_in_model:
+        return raw.astype("uint8")  # the model applies the weights' preprocessing itself
     return np.asarray(origin.weights.preprocessing(raw.astype("float32")), "float32")
 
 

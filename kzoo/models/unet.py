@@ -362,14 +362,14 @@ def unet_encoder(
         raise InvalidArgumentError(
             expected_received(f"{name}: input_shape", "sides divisible by 32", tuple(input_shape), "Pad or crop.")
         )
-    backbone = registry.get(
+    backbone = registry.build_with_weights(
         encoder,
         pretrained=encoder_weights or False,
         include_top=False,
         input_shape=input_shape,
         **(encoder_kwargs or {}),
     )
-    skips = features.feature_extractor(backbone).output  # {stage: tensor}, input to output order
+    skips = features.feature_extractor(backbone, declared=registry.spec(encoder).stages).output  # {stage: tensor}, input to output order
     maps = sorted(skips.values(), key=lambda t: -t.shape[1])  # finest first
     x = maps[-1]
     targets = [*reversed(maps[:-1])]
