@@ -59,7 +59,8 @@ x_train = train_images[: args.train_images, ..., None].astype("float32") / 255.0
 y_train = train_labels[: args.train_images].astype("int32")
 x_test = test_images[: args.test_images, ..., None].astype("float32") / 255.0
 y_test = test_labels[: args.test_images].astype("int32")
-standard = kzoo.get("lenet5", pretrained=True)
+# include_preprocessing=False: the attacks work on [0, 1] pixels (epsilon is a fraction of the range).
+standard = kzoo.get("lenet5", pretrained=True, include_preprocessing=False)
 cross_entropy = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 """
@@ -133,7 +134,7 @@ class AdversarialTraining(keras.Model):
 
 
 keras.utils.set_random_seed(0)
-robust = kzoo.get("lenet5", pretrained=True)
+robust = kzoo.get("lenet5", pretrained=True, include_preprocessing=False)
 trainer = AdversarialTraining(robust, args.epsilon, steps=max(args.pgd_steps // 2, 1))
 trainer.compile(keras.optimizers.Adam(1e-3), cross_entropy, metrics=["accuracy"])
 trainer.fit(x_train, y_train, batch_size=128, epochs=args.epochs, verbose=2)

@@ -53,7 +53,8 @@ output_dir.mkdir(parents=True, exist_ok=True)
 """
 
 if args.model == "lenet5":
-    model = kzoo.get("lenet5", pretrained=True)
+    # include_preprocessing=False: the graph takes preprocessed inputs, whose gradients the maps show.
+    model = kzoo.get("lenet5", pretrained=True, include_preprocessing=False)
     images, labels = kzoo.data.load_uci_digits()
     chosen = np.random.default_rng(0).choice(len(images), args.count, replace=False)
     raw = images[chosen, ..., None].astype("float32")
@@ -62,7 +63,7 @@ else:
     from sklearn.datasets import load_sample_images
 
     try:
-        model = kzoo.get("vgg16", pretrained=True)
+        model = kzoo.get("vgg16", pretrained=True, include_preprocessing=False)
     except kzoo.errors.KzooError as error:
         raise SystemExit(
             f"The ImageNet weights of vgg16 are not available here ({error}). Explaining a randomly "

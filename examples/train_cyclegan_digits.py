@@ -133,7 +133,7 @@ train_seconds = time.perf_counter() - started
 ## Evaluation: LeNet-5 (trained on MNIST only) reads the translations
 """
 
-lenet = kzoo.get("lenet5", pretrained=True)
+lenet = kzoo.get("lenet5", pretrained=True, include_preprocessing=False)  # reads [0, 1] pixels
 
 
 def lenet_accuracy(images_tanh: np.ndarray, labels: np.ndarray) -> float:

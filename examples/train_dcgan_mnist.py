@@ -127,7 +127,7 @@ LeNet-5 reads [0, 1] pixels (its weights' preprocessing), so generated digits ar
 from [-1, 1] first.
 """
 
-lenet = kzoo.get("lenet5", pretrained=True)
+lenet = kzoo.get("lenet5", pretrained=True, include_preprocessing=False)  # reads [0, 1] pixels
 
 
 def lenet_score(images_unit: np.ndarray) -> float:

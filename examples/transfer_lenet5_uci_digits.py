@@ -63,9 +63,11 @@ print(f"{len(chosen)} labelled training images, {len(held_out)} held-out test im
 
 
 def test_accuracy(model: keras.Model) -> float:
-    record = kzoo.registry.origin(model).weights
-    preprocessing = record.preprocessing if record else kzoo.weights.Preprocessing(channel_order="grayscale")
-    x = preprocessing(images[held_out, ..., None].astype("float32"))
+    # What the model expects is part of it: the pretrained one scales raw pixels itself,
+    # the scratch one gets the preprocessing kzoo.data applied in training.
+    identity = kzoo.identity.of(model)
+    pixels = images[held_out, ..., None].astype("float32")
+    x = pixels if identity.preprocessing_in_model else identity.preprocessing_object()(pixels)
     return float((model.predict(x, verbose=0).argmax(-1) == labels[held_out]).mean())
 
 

@@ -1,7 +1,9 @@
 """Blocks shared by several model families (conv-bn-act, residual, attention, ...)."""
 
 from kzoo.layers.gradient_reversal import GradientReversal
+from kzoo.layers.identity import ImagePreprocessing, KzooIdentity
 from kzoo.layers.lipschitz import GroupSort
+from kzoo.layers.masking import MaskFromIds
 from kzoo.layers.transformer import Bias, GatherPositions, PositionEmbedding, TokenEmbedding, TransformerEncoderBlock
 
 __all__ = [
@@ -9,6 +11,9 @@ __all__ = [
     "GatherPositions",
     "GradientReversal",
     "GroupSort",
+    "ImagePreprocessing",
+    "KzooIdentity",
+    "MaskFromIds",
     "PositionEmbedding",
     "TokenEmbedding",
     "TransformerEncoderBlock",

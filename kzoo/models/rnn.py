@@ -23,6 +23,7 @@ from typing import Any
 import keras
 
 from kzoo.errors import InvalidArgumentError, expected_received
+from kzoo.layers.masking import MaskFromIds
 from kzoo.models._vision import classifier
 from kzoo.registry import ModelSpec, register_model
 
@@ -201,6 +202,7 @@ def bilstm_tagger(
         c = keras.layers.Conv2D(char_filters, (1, 3), padding="same", activation="tanh", name="char_conv")(c)
         c = keras.layers.MaxPooling2D((1, max_word_length), name="char_pool")(c)
         c = keras.layers.Reshape((-1, char_filters), name="char_features")(c)
+        c = MaskFromIds(name="char_mask")([c, words])  # so the concatenation keeps the padding mask
         x = keras.layers.Concatenate(name="features")([x, c])
     if dropout:
         x = keras.layers.Dropout(dropout, name="features_dropout")(x)
