@@ -19,12 +19,10 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -33,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
+from kzoo import atomic
 from kzoo.errors import InvalidArgumentError, expected_received, import_tensorflow
 
 if TYPE_CHECKING:
@@ -73,66 +72,6 @@ def _weights_are_finite(model: keras.Model) -> bool:
 
 def _is_remote(path: str) -> bool:
     return "://" in path
-
-
-def _fsync(path: str) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_directory(directory: str) -> None:
-    """Makes a rename durable across power loss; directories cannot be opened on Windows."""
-    if os.name != "posix":
-        return
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def _atomic_destination(path: str, suffix: str):
-    """Yields a unique temporary path next to ``path``; on success renames it onto ``path``.
-
-    On any failure (including KeyboardInterrupt) the temporary file is removed and ``path``
-    is left exactly as it was.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    # NamedTemporaryFile picks a name nobody else uses (two runs sharing a directory never
-    # collide); the leading dot keeps it out of directory listings.
-    with tempfile.NamedTemporaryFile(
-        dir=directory, prefix=f".{os.path.basename(path)}.", suffix=suffix, delete=False
-    ) as handle:
-        temporary = handle.name
-    try:
-        yield temporary
-        _fsync(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-        raise
-    _fsync_directory(directory)
-
-
-def _save_weights_atomically(model: keras.Model, path: str) -> None:
-    # The suffix must stay ".weights.h5": Keras' save_weights rejects any other name.
-    with _atomic_destination(path, suffix=".weights.h5") as temporary:
-        model.save_weights(temporary, overwrite=True)
-
-
-def _write_text_atomically(path: str, text: str) -> None:
-    with _atomic_destination(path, suffix=".tmp") as temporary:
-        with open(temporary, "w", encoding="utf-8") as f:
-            f.write(text)
-
-
-def _copy_atomically(source: str, destination: str) -> None:
-    with _atomic_destination(destination, suffix=os.path.splitext(destination)[1] or ".tmp") as temporary:
-        with open(source, "rb") as src, open(temporary, "wb") as dst:
-            dst.write(src.read())
 
 
 def _higher_is_better(monitor: str, mode: str) -> bool:
@@ -318,11 +257,11 @@ class AtomicCheckpoint(keras.callbacks.Callback):
         if not _weights_are_finite(self.model):
             logger.warning("AtomicCheckpoint: not saving epoch %d, the weights contain NaN or inf.", epoch)
             return
-        _save_weights_atomically(self.model, self.filepath)
+        atomic.save_weights(self.model, self.filepath)
         if improved:
             self.best, self.best_epoch = value, epoch
             record = {"monitor": self.monitor, "best": value, "epoch": epoch}
-            _write_text_atomically(self._record_path, json.dumps(record))
+            atomic.write_text(self._record_path, json.dumps(record))
         if self.verbose:
             logger.info("AtomicCheckpoint: epoch %d, %s=%.6g, saved %s", epoch, self.monitor, value, self.filepath)
 
@@ -390,10 +329,10 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
                 (self._training_metadata_path, self._prev_training_metadata_path),
             ):
                 if os.path.exists(current):
-                    _copy_atomically(current, previous)
-        _save_weights_atomically(self.model, self._weights_path)
+                    atomic.copy(current, previous)
+        atomic.save_weights(self.model, self._weights_path)
         metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
-        _write_text_atomically(self._training_metadata_path, json.dumps(metadata))
+        atomic.write_text(self._training_metadata_path, json.dumps(metadata))
 
     def on_train_end(self, logs=None):
         if self.delete_checkpoint and not _weights_are_finite(self.model):
@@ -483,20 +422,68 @@ def _image_grid(images: np.ndarray, padding: int = 2) -> np.ndarray:
     return grid[np.newaxis]
 
 
-def _confusion_heatmap(matrix: np.ndarray) -> np.ndarray:
+def _confusion_heatmap(matrix: np.ndarray, names: Sequence[str] | None = None) -> np.ndarray:
     """Renders a confusion matrix as a ``(1, H, W, 3)`` image, rows normalized (recall).
 
-    TensorBoard has no confusion-matrix view and matplotlib is not a kzoo dependency, so the
-    heatmap is drawn with NumPy: one square per cell, white (0) to dark blue (1), true classes
-    down, predicted classes across. Exact counts are in the text table beside it.
+    TensorBoard has no confusion-matrix view, so matplotlib (a kzoo dependency) draws one
+    off-screen: white (0) to dark blue (1), true classes down, predicted classes across, each
+    axis labelled with the class names (up to 40 classes; more would be unreadable) and each
+    cell with its count (up to 15 classes). Exact counts are in the text table beside it.
     """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
     totals = matrix.sum(axis=1, keepdims=True)
     fraction = np.divide(matrix, totals, out=np.zeros(matrix.shape, "float64"), where=totals > 0)
-    white, dark_blue = np.array([1.0, 1.0, 1.0]), np.array([0.03, 0.19, 0.42])
-    colors = white + fraction[..., np.newaxis] * (dark_blue - white)
-    cell = int(np.clip(256 // max(len(matrix), 1), 4, 32))
-    image = np.repeat(np.repeat(colors, cell, axis=0), cell, axis=1)
-    return image[np.newaxis].astype("float32")
+    count = len(matrix)
+    names = [str(n) for n in (names if names is not None else range(count))]
+    side = float(np.clip(2.5 + 0.35 * count, 3.5, 9.0))
+    figure = Figure(figsize=(side, side), dpi=80)
+    canvas = FigureCanvasAgg(figure)
+    axis = figure.add_subplot(1, 1, 1)
+    axis.imshow(fraction, cmap="Blues", vmin=0.0, vmax=1.0)
+    if count <= 40:
+        axis.set_xticks(range(count), names, rotation=90 if count > 6 else 0, fontsize=8)
+        axis.set_yticks(range(count), names, fontsize=8)
+    if count <= 15:
+        for row in range(count):
+            for column in range(count):
+                color = "white" if fraction[row, column] > 0.5 else "black"
+                axis.text(column, row, int(matrix[row, column]), ha="center", va="center", color=color, fontsize=8)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    figure.tight_layout()
+    canvas.draw()
+    image = np.asarray(canvas.buffer_rgba())[..., :3].astype("float32") / 255.0
+    return image[np.newaxis]
+
+
+def _cell_centres(matrix: np.ndarray, names: Sequence[str] | None = None) -> np.ndarray:
+    """Pixel (row, column) of each cell's centre in :func:`_confusion_heatmap`'s image (for tests)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    count = len(matrix)
+    side = float(np.clip(2.5 + 0.35 * count, 3.5, 9.0))
+    figure = Figure(figsize=(side, side), dpi=80)
+    canvas = FigureCanvasAgg(figure)
+    axis = figure.add_subplot(1, 1, 1)
+    axis.imshow(np.zeros(matrix.shape), cmap="Blues", vmin=0.0, vmax=1.0)
+    names = [str(n) for n in (names if names is not None else range(count))]
+    if count <= 40:
+        axis.set_xticks(range(count), names, rotation=90 if count > 6 else 0, fontsize=8)
+        axis.set_yticks(range(count), names, fontsize=8)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    figure.tight_layout()
+    canvas.draw()
+    height = canvas.get_width_height()[1]
+    centres = np.zeros((count, count, 2), int)
+    for row in range(count):
+        for column in range(count):
+            x, y = axis.transData.transform((column, row))
+            centres[row, column] = (int(round(height - y)), int(round(x)))
+    return centres
 
 
 def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -611,18 +598,37 @@ class TensorBoard(keras.callbacks.TensorBoard):
         self.hparams = None if hparams is None else dict(hparams)
         self._hparams_written = False
 
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        if self.hparams and not self._hparams_written:
-            from tensorboard.plugins.hparams import api as hparams_api
+    def _write_hparams(self, logs: Mapping[str, Any]) -> None:
+        """The run's hparams and the metrics the HParams tab compares runs by.
 
-            with self._train_writer.as_default(), _tf().summary.record_if(True):
-                hparams_api.hparams({str(key): _hparam_value(value) for key, value in self.hparams.items()})
-            self._train_writer.flush()
-            self._hparams_written = True
+        Written once, after the first epoch, when the logged metric names are known, to the
+        log directory itself: TensorBoard's HParams tab reads a session's metrics from the
+        runs below it, so ``train/`` and ``validation/`` both count (written to ``train/``,
+        as before, the validation metrics were missing).
+        """
+        from tensorboard.plugins.hparams import api as hparams_api
+
+        values = {str(key): _hparam_value(value) for key, value in self.hparams.items()}
+        metrics = []
+        for key in sorted(logs or {}):
+            if key == "learning_rate":
+                continue
+            validation = key.startswith("val_")
+            name = key[4:] if validation else key
+            group = "validation" if validation else "train"
+            metrics.append(hparams_api.Metric(f"epoch_{name}", group=group, display_name=f"{group} {name}"))
+        writer = _tf().summary.create_file_writer(self.log_dir)
+        with writer.as_default(), _tf().summary.record_if(True):
+            hparams_api.hparams_config(hparams=[hparams_api.HParam(key) for key in values], metrics=metrics)
+            hparams_api.hparams(values)
+        writer.flush()
+        writer.close()
+        self._hparams_written = True
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
+        if self.hparams and not self._hparams_written:
+            self._write_hparams(logs)
         if self.samples is None and self.confusion_data is None:
             return
         # record_if(True): with an integer update_freq Keras leaves a batch-step filter active.
@@ -696,7 +702,7 @@ class TensorBoard(keras.callbacks.TensorBoard):
     def _log_confusion_matrix(self, epoch: int) -> None:
         matrix = self._confusion_matrix()
         names = [self._class_name(index) for index in range(len(matrix))]
-        _tf().summary.image("confusion_matrix/image", _confusion_heatmap(matrix), step=epoch)
+        _tf().summary.image("confusion_matrix/image", _confusion_heatmap(matrix, names), step=epoch)
         rows = [[f"**{name}**", *row.tolist()] for name, row in zip(names, matrix)]
         table = _markdown_table(["true ↓ / predicted →", *names], rows)
         _tf().summary.text("confusion_matrix/table", table, step=epoch)
@@ -726,8 +732,11 @@ def default_callbacks(
     class_names: Sequence[str] | None = None,
     confusion_data: tf.data.Dataset | None = None,
     hparams: Mapping[str, Any] | None = None,
+    tensorboard: bool = True,
+    backup: str | None = "backup",
 ) -> list[keras.callbacks.Callback]:
-    """The callbacks kzoo trains with: NaN guard, TensorBoard, best checkpoint, resume.
+    """The callbacks kzoo trains with (``kzoo.finetune`` among them): NaN guard, TensorBoard,
+    best checkpoint, resume.
 
     Layout under ``log_dir``: ``tensorboard/`` (event files), ``checkpoints/best.weights.h5``
     (the best weights by ``monitor``) and ``backup/`` (the resume state, deleted when training
@@ -742,6 +751,10 @@ def default_callbacks(
         class_names: Passed to :class:`TensorBoard`.
         confusion_data: Passed to :class:`TensorBoard`.
         hparams: Passed to :class:`TensorBoard`.
+        tensorboard: Include the :class:`TensorBoard` callback (a multi-worker run's other
+            workers leave it out).
+        backup: Sub-directory of the resume state, or ``None`` for no :class:`BackupAndRestore`
+            (``kzoo.finetune`` keeps one per phase).
 
     Returns:
         ``[NaNGuard, TensorBoard, AtomicCheckpoint, BackupAndRestore]`` plus
@@ -756,18 +769,20 @@ def default_callbacks(
     if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 0):
         raise InvalidArgumentError(expected_received("patience", "None or a non-negative integer", patience))
     log_dir = Path(log_dir)
-    callbacks: list[keras.callbacks.Callback] = [
-        NaNGuard(),
-        TensorBoard(
-            log_dir / "tensorboard",
-            samples=samples,
-            class_names=class_names,
-            confusion_data=confusion_data,
-            hparams=hparams,
-        ),
-        AtomicCheckpoint(log_dir / "checkpoints" / "best.weights.h5", monitor=monitor, mode=mode),
-        BackupAndRestore(log_dir / "backup"),
-    ]
+    callbacks: list[keras.callbacks.Callback] = [NaNGuard()]
+    if tensorboard:
+        callbacks.append(
+            TensorBoard(
+                log_dir / "tensorboard",
+                samples=samples,
+                class_names=class_names,
+                confusion_data=confusion_data,
+                hparams=hparams,
+            )
+        )
+    callbacks.append(AtomicCheckpoint(log_dir / "checkpoints" / "best.weights.h5", monitor=monitor, mode=mode))
+    if backup is not None:
+        callbacks.append(BackupAndRestore(log_dir / backup))
     if patience is not None:
         early_mode = mode if mode != "auto" else ("max" if _higher_is_better(monitor, mode) else "min")
         callbacks.append(

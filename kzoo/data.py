@@ -270,6 +270,7 @@ class Datasets:
         preprocessing: What maps raw pixels (0-255) to the model's input, if images.
         train_size: Number of training examples.
         validation_size: Number of validation examples.
+        batch_size: Batch size of both pipelines.
     """
 
     train: Any
@@ -279,6 +280,7 @@ class Datasets:
     preprocessing: Any = None
     train_size: int = 0
     validation_size: int = 0
+    batch_size: int | None = None
 
     @property
     def num_classes(self) -> int:
@@ -585,6 +587,7 @@ def image_folder(
         preprocessing=preprocessing,
         train_size=train_size,
         validation_size=validation_size,
+        batch_size=batch_size,
     )
 
 
@@ -699,6 +702,7 @@ def arrays(
         preprocessing=preprocessing,
         train_size=len(images),
         validation_size=len(validation[0]) if validation is not None else 0,
+        batch_size=batch_size,
     )
 
 
@@ -776,6 +780,7 @@ def text_file(
         class_names=tuple(names),
         train_size=len(texts),
         validation_size=len(validation[0]) if validation is not None else 0,
+        batch_size=batch_size,
     )
 
 
@@ -946,4 +951,5 @@ def tfds(
         preprocessing=prep,
         train_size=sizes[0],
         validation_size=sizes[1] if validation_split else 0,
+        batch_size=batch_size,
     )

@@ -17,28 +17,27 @@ Strategies:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
-import math
 import os
 import shutil
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
+from kzoo import atomic, precision
+from kzoo import distribution as distribution_lib
 from kzoo import identity as identity_lib
-from kzoo.layers.identity import IDENTITY_LAYER, PREPROCESSING_LAYER
-from kzoo.errors import BackendError, InvalidArgumentError, KzooError, expected_received, import_tensorflow
+from kzoo import run_dir as run_dir_lib
+from kzoo.errors import InvalidArgumentError, expected_received
 
 logger = logging.getLogger("kzoo")
 
 STRATEGIES = ("head", "full", "two-phase")
-RUN_FILE = "kzoo_run.json"
+RUN_FILE = run_dir_lib.RUN_FILE
 
 
 # --------------------------------------------------------------------------------------
@@ -192,28 +191,6 @@ def _jit_blocker_reason(layer: keras.layers.Layer) -> str:
     return "host-side ops such as string lookups cannot be compiled by XLA"
 
 
-def _with_dtype_policy(model: keras.Model, policy: str, keep_float32: set[str]) -> keras.Model:
-    """A copy of a functional model whose layers compute in ``policy`` (the head stays float32)."""
-    if not isinstance(model, keras.Model) or "layers" not in model.get_config():
-        raise InvalidArgumentError(
-            expected_received(
-                "model for mixed precision",
-                "a functional model (as kzoo.get returns)",
-                type(model).__name__,
-                "Or call keras.config.set_dtype_policy(policy) before building your model.",
-            )
-        )
-    config = model.get_config()
-    for layer_config in config["layers"]:
-        if layer_config["class_name"] == "InputLayer" or layer_config["config"].get("name") in keep_float32:
-            continue
-        layer_config["config"]["dtype"] = policy
-    # The model's own class (a KzooModel keeps its raw-input handling); its identity layer is in the config.
-    copy = type(model).from_config(config)
-    copy.set_weights(model.get_weights())
-    return copy
-
-
 # --------------------------------------------------------------------------------------
 # Run directory: one run per log_dir, resumable, never overwritten
 # --------------------------------------------------------------------------------------
@@ -241,66 +218,6 @@ class FinetuneResult:
     monitor: str
     stopped_on_nan: bool
     log_dir: Path | None
-
-
-def _write_json(path: Path, data: dict) -> None:
-    handle = tempfile.NamedTemporaryFile("w", dir=path.parent, prefix=f".{path.name}.", delete=False)
-    with handle:
-        json.dump(data, handle, indent=2)
-    os.replace(handle.name, path)
-
-
-def _open_run(log_dir: Path, fingerprint: dict[str, Any]) -> dict[str, Any]:
-    """Starts a run in ``log_dir`` or resumes the unfinished run with the same settings."""
-    state_path = log_dir / RUN_FILE
-    if log_dir.exists() and not log_dir.is_dir():
-        raise InvalidArgumentError(expected_received("log_dir", "a directory path", str(log_dir)))
-    if state_path.is_file():
-        state = json.loads(state_path.read_text())
-        if state.get("status") == "finished":
-            raise KzooError(
-                f"log_dir {log_dir} already holds a finished run ({state.get('run_id')}); nothing was changed. "
-                "Choose a new log_dir for a new run."
-            )
-        if state.get("fingerprint") != fingerprint:
-            raise KzooError(
-                f"log_dir {log_dir} holds an unfinished run with other settings: expected {state.get('fingerprint')}, "
-                f"received {fingerprint}. Resume it with the same settings, or choose a new log_dir."
-            )
-        logger.warning("kzoo: resuming the unfinished run in %s.", log_dir)
-        return state
-    if log_dir.is_dir() and any(log_dir.iterdir()):
-        raise KzooError(
-            f"log_dir {log_dir} is not empty and holds no kzoo run; nothing was changed. Choose a new or empty log_dir."
-        )
-    log_dir.mkdir(parents=True, exist_ok=True)
-    state = {
-        "run_id": uuid.uuid4().hex[:12],
-        "status": "running",
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "fingerprint": fingerprint,
-        "phases_done": [],
-        "best_value": None,
-        "best_epoch": None,
-    }
-    _write_json(state_path, state)
-    return state
-
-
-class _RunState(keras.callbacks.Callback):
-    """Records the best epoch so far in the run file after every epoch (for resuming)."""
-
-    def __init__(self, path: Path | None, state: dict, checkpoint: Any) -> None:
-        super().__init__()
-        self.path, self.state, self.checkpoint = path, state, checkpoint
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        best = getattr(self.checkpoint, "best", None)
-        if best is not None and math.isfinite(best):
-            self.state["best_value"] = float(best)
-            self.state["best_epoch"] = getattr(self.checkpoint, "best_epoch", None)
-        if self.path is not None:
-            _write_json(self.path, self.state)
 
 
 # --------------------------------------------------------------------------------------
@@ -375,64 +292,42 @@ def finetune(
     from kzoo import callbacks as kzoo_callbacks
     from kzoo import data as kzoo_data
 
+    # The settings, checked.
     if strategy not in STRATEGIES:
         raise InvalidArgumentError(expected_received("strategy", f"one of {STRATEGIES}", strategy))
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise InvalidArgumentError(expected_received("epochs", "a positive int", epochs))
-    if mixed_precision not in (None, "mixed_float16", "mixed_bfloat16"):
+    if mixed_precision not in precision.POLICIES:
         raise InvalidArgumentError(
             expected_received("mixed_precision", "None, 'mixed_float16' or 'mixed_bfloat16'", mixed_precision)
         )
-    class_names, samples, confusion_data = None, None, None
+    distribution_lib.check_backend(distribution)
+    class_names, samples, batch_size = None, None, None
     if isinstance(train, kzoo_data.Datasets):
         datasets = train
         validation = validation if validation is not None else datasets.validation
-        class_names = datasets.class_names
+        class_names, batch_size = datasets.class_names, datasets.batch_size
         _check_model_fits(model, datasets)
         train = datasets.train
         if datasets.input_shape is not None and len(datasets.input_shape) == 3:
             samples = datasets.samples(8)
-    if validation is not None:
-        confusion_data = validation
     monitor = monitor or ("val_loss" if validation is not None else "loss")
-    head_epochs = head_epochs if head_epochs is not None else max(1, epochs // 2)
-    if strategy == "two-phase" and not 1 <= head_epochs < epochs:
-        raise InvalidArgumentError(
-            expected_received("head_epochs", f"between 1 and epochs - 1 = {epochs - 1}", head_epochs)
-        )
-    fine_tune_learning_rate = fine_tune_learning_rate or learning_rate / 10
-
-    if distribution is not None and keras.backend.backend() != "tensorflow":
-        raise BackendError(
-            expected_received(
-                "finetune: distribution",
-                f"None on the {keras.backend.backend()} backend (tf.distribute strategies run TensorFlow models only)",
-                type(distribution).__name__,
-                "Use KERAS_BACKEND=tensorflow, or keras.distribution (e.g. DataParallel) on JAX.",
-            )
-        )
-    multi_worker = distribution is not None and _is_multi_worker(distribution)
+    phases = plan(strategy, epochs, head_epochs, learning_rate, fine_tune_learning_rate)
 
     # The model that trains: the user's, or a copy for mixed precision / a distribution strategy.
-    keep_float32 = (
-        set(_head_layers(model))
-        | {t._keras_history[0].name for t in model.outputs}
-        | {IDENTITY_LAYER, PREPROCESSING_LAYER}  # raw pixels and their preprocessing stay float32
-    )
-
-    def scope() -> Any:  # a fresh context each time: strategy scopes cannot be re-entered
-        return distribution.scope() if distribution is not None else _NullScope()
-
-    with scope():
+    multi_worker = distribution is not None and distribution_lib.is_multi_worker(distribution)
+    with distribution_lib.scope(distribution):
         if mixed_precision:
-            trainee = _with_dtype_policy(model, mixed_precision, keep_float32)
+            trainee = precision.with_dtype_policy(
+                model, mixed_precision, precision.float32_layers(model, _head_layers(model))
+            )
         elif distribution is not None:
             trainee = type(model).from_config(model.get_config())
             trainee.set_weights(model.get_weights())
         else:
             trainee = model
-    if multi_worker or _is_collective(distribution):  # one worker too, so it sees the same batches as many
-        _patch_for_multi_worker(trainee, distribution, train)
+    if multi_worker or distribution_lib.is_collective(distribution):  # one worker too: the same batches as many
+        distribution_lib.patch_for_multi_worker(trainee, distribution, train)
     use_jit = resolve_jit_compile(trainee, jit_compile)
     if use_jit and distribution is not None and distribution.num_replicas_in_sync > 1:
         # XLA clusters cannot read a variable that lives on another device (TensorFlow's
@@ -445,13 +340,13 @@ def finetune(
         )
         use_jit = False
 
-    # Run directory and callbacks.
+    # The run directory, and kzoo's one callback set.
     fingerprint = {
         "model": model.name,
         "params": int(model.count_params()),
         "strategy": strategy,
         "epochs": epochs,
-        "head_epochs": head_epochs if strategy == "two-phase" else None,
+        "head_epochs": phases[0].end if strategy == "two-phase" else None,
     }
     temporary_dir = None
     chief = not multi_worker or bool(distribution.extended.should_checkpoint)
@@ -462,68 +357,69 @@ def finetune(
         log_dir = Path(log_dir).expanduser().with_name(f"{Path(log_dir).name}.{resolver.task_type}{resolver.task_id}")
     if log_dir is not None:
         run_dir = Path(log_dir).expanduser()
-        state = _open_run(run_dir, fingerprint)
+        state = run_dir_lib.open_run(run_dir, fingerprint)
     else:
         temporary_dir = Path(tempfile.mkdtemp(prefix="kzoo_finetune_"))
         run_dir, state = temporary_dir, {"phases_done": [], "best_value": None, "best_epoch": None}
-    checkpoint_path = run_dir / "checkpoints" / "best.weights.h5"
-    checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint = kzoo_callbacks.AtomicCheckpoint(str(checkpoint_path), monitor=monitor)
-    if state.get("best_value") is not None:
-        checkpoint.best, checkpoint.best_epoch = state["best_value"], state["best_epoch"]
-    nan_guard = kzoo_callbacks.NaNGuard()
-    common_callbacks = [nan_guard, checkpoint]
-    if multi_worker and (samples is not None or confusion_data is not None):
+    if multi_worker and (samples is not None or validation is not None):
         # Predicting on the chief alone would wait forever for the other workers' collectives.
         logger.warning("kzoo: no sample predictions or confusion matrix in TensorBoard under a multi-worker strategy.")
-        samples = confusion_data = None
-    if log_dir is not None and chief:
-        common_callbacks.append(
-            kzoo_callbacks.TensorBoard(
-                str(run_dir / "tensorboard"),
-                samples=samples,
-                class_names=class_names,
-                confusion_data=confusion_data if class_names else None,
-                hparams={**(hparams or {}), "strategy": strategy, "learning_rate": learning_rate, "epochs": epochs},
-            )
-        )
-    if patience is not None:
-        common_callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=patience))
-    common_callbacks.append(_RunState(run_dir / RUN_FILE if log_dir is not None else None, state, checkpoint))
-    common_callbacks += list(callbacks)
+        samples = None
+    run_hparams = {
+        **_run_hparams(model, batch_size),
+        "strategy": strategy,
+        "learning_rate": learning_rate,
+        "epochs": epochs,
+        "head_epochs": phases[0].end if strategy == "two-phase" else 0,
+        "mixed_precision": mixed_precision or "float32",
+        **(hparams or {}),
+    }
+    kzoo_set = kzoo_callbacks.default_callbacks(
+        run_dir,
+        monitor=monitor,
+        patience=patience,
+        samples=samples,
+        class_names=class_names,
+        confusion_data=validation if class_names and not multi_worker else None,
+        hparams=run_hparams,
+        tensorboard=log_dir is not None and chief,
+        backup=None,  # one backup per phase, below
+    )
+    nan_guard = next(c for c in kzoo_set if isinstance(c, kzoo_callbacks.NaNGuard))
+    checkpoint = next(c for c in kzoo_set if isinstance(c, kzoo_callbacks.AtomicCheckpoint))
+    checkpoint_path = Path(checkpoint.filepath)
+    if state.get("best_value") is not None:
+        checkpoint.best, checkpoint.best_epoch = state["best_value"], state["best_epoch"]
+    run_state = run_dir_lib.RunState(run_dir / run_dir_lib.RUN_FILE if log_dir is not None else None, state, checkpoint)
 
-    phases = {
-        "head": [("head", 0, epochs, learning_rate)],
-        "full": [("full", 0, epochs, learning_rate)],
-        "two-phase": [("head", 0, head_epochs, learning_rate), ("fine", head_epochs, epochs, fine_tune_learning_rate)],
-    }[strategy]
+    # One loop over the plan's phases; each resumes where a killed run stopped.
     history: dict[str, list[float]] = {}
     epochs_run: list[int] = []
     initial_weights = trainee.get_weights()
     try:
-        for phase, start, end, rate in phases:
-            phase_weights = run_dir / "phases" / f"{phase}.weights.h5"
-            if phase in state["phases_done"]:
+        for phase in phases:
+            if phase.name in state["phases_done"]:
                 continue
             if state["phases_done"]:
                 previous = run_dir / "phases" / f"{state['phases_done'][-1]}.weights.h5"
                 if previous.is_file():
                     trainee.load_weights(previous)
-            _set_trainable(trainee, phase, unfreeze_stages)
-            with scope():
+            _set_trainable(trainee, phase.name, unfreeze_stages)
+            with distribution_lib.scope(distribution):
                 trainee.compile(
-                    optimizer=_optimizer(optimizer, rate),
+                    optimizer=_optimizer(optimizer, phase.learning_rate),
                     loss=loss or default_loss(trainee),
                     metrics=list(metrics) if metrics else None,
                     jit_compile=use_jit,
                 )
-            backup = kzoo_callbacks.BackupAndRestore(str(run_dir / "backup" / phase))
+            backup = kzoo_callbacks.BackupAndRestore(str(run_dir / "backup" / phase.name))
             result = trainee.fit(
                 train,
                 validation_data=validation,
-                epochs=end,
-                initial_epoch=start,
-                callbacks=[nan_guard, backup, *common_callbacks[1:]],
+                epochs=phase.end,
+                initial_epoch=phase.start,
+                shuffle=False,  # the tf.data pipelines shuffle themselves (Keras warns otherwise)
+                callbacks=[nan_guard, backup, *kzoo_set[1:], run_state, *callbacks],
                 verbose=verbose,
             )
             for key, values in result.history.items():
@@ -531,11 +427,10 @@ def finetune(
             epochs_run += list(result.epoch)
             if nan_guard.triggered_at is not None:
                 break
-            phase_weights.parent.mkdir(parents=True, exist_ok=True)
-            trainee.save_weights(phase_weights)
-            state["phases_done"].append(phase)
+            atomic.save_weights(trainee, run_dir / "phases" / f"{phase.name}.weights.h5")
+            state["phases_done"].append(phase.name)
             if log_dir is not None:
-                _write_json(run_dir / RUN_FILE, state)
+                atomic.write_json(run_dir / run_dir_lib.RUN_FILE, state)
             if trainee.stop_training:  # early stopping ends the whole run
                 break
         # Keep the best weights (the checkpoint never holds non-finite ones). Without a
@@ -554,10 +449,10 @@ def finetune(
         for layer, trained in zip(model.layers, trainee.layers):
             layer.trainable = trained.trainable
         if log_dir is not None:
-            _save_model_atomically(model, run_dir / "model.keras")
+            atomic.save_model(model, run_dir / "model.keras")
             state["status"] = "finished" if nan_guard.triggered_at is None else "stopped_on_nan"
             state["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-            _write_json(run_dir / RUN_FILE, state)
+            atomic.write_json(run_dir / run_dir_lib.RUN_FILE, state)
     finally:
         if temporary_dir is not None:
             shutil.rmtree(temporary_dir, ignore_errors=True)
@@ -572,60 +467,68 @@ def finetune(
     )
 
 
-def _patch_for_multi_worker(trainee: keras.Model, distribution: Any, train: Any) -> None:
-    """Lets Keras 3's ``fit`` train under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585).
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One phase of a fine-tuning plan: which layers train, over which epochs, how fast.
 
-    Checked with Keras 3.15 / TF 2.21 and two workers on 127.0.0.1, ``fit`` fails twice:
-    it builds the model from a batch it first averages across workers in eager mode
-    ("Attempt to convert a value (PerReplica...)"), and it reduces each step's logs with
-    ``strategy.reduce("MEAN", value, axis=0)``, which fails on scalar logs ("Invalid reduction
-    dimension 0"). So this model builds from the element spec of ``train``, and its
-    train/test steps return each log as a 1-element vector, which that reduction averages over
-    the replicas into the scalar Keras expects. Two workers then give the same losses and
-    weights as one process training on the same global batches (tests/test_finetune.py).
-    A one-worker strategy is patched too: Keras' own build draws a batch from ``train``, which
-    moves its shuffling on by one epoch, so unpatched it would see other batches.
+    Attributes:
+        name: ``"head"`` (the backbone frozen), ``"fine"`` (the top stages unfrozen, BatchNorm
+            in inference mode) or ``"full"`` (every layer).
+        start: First epoch (0-based; Keras' ``initial_epoch``).
+        end: Epoch to stop before (Keras' ``epochs``).
+        learning_rate: The phase's learning rate.
     """
-    tf = import_tensorflow("kzoo.finetune with a tf.distribute strategy")
 
-    spec = getattr(train, "element_spec", None)
-    if spec is None:
+    name: str
+    start: int
+    end: int
+    learning_rate: float
+
+
+def plan(
+    strategy: str,
+    epochs: int,
+    head_epochs: int | None = None,
+    learning_rate: float = 1e-3,
+    fine_tune_learning_rate: float | None = None,
+) -> list[Phase]:
+    """The phases a strategy trains in (see the module docstring).
+
+    Example:
+        >>> from kzoo.finetune import plan
+        >>> [(p.name, p.start, p.end) for p in plan("two-phase", 6)]
+        [('head', 0, 3), ('fine', 3, 6)]
+    """
+    if strategy == "head":
+        return [Phase("head", 0, epochs, learning_rate)]
+    if strategy == "full":
+        return [Phase("full", 0, epochs, learning_rate)]
+    if epochs < 2:
         raise InvalidArgumentError(
-            expected_received("train", "a tf.data.Dataset or kzoo.data.Datasets under a multi-worker strategy", train)
+            expected_received(
+                "epochs",
+                "at least 2 for strategy='two-phase' (the head first, then the top stages)",
+                epochs,
+                "For one epoch use strategy='head' (the head only) or strategy='full' (every layer).",
+            )
         )
-
-    def build(iterator: Any = None, data_batch: Any = None) -> None:
-        with distribution.scope():  # builds from shapes only, so the dataset's spec will do
-            trainee._symbolic_build(data_batch=spec)
-
-    def as_vectors(step: Any) -> Any:
-        return lambda data: {key: tf.reshape(value, [1]) for key, value in step(data).items()}
-
-    trainee._maybe_symbolic_build = build
-    if _is_multi_worker(distribution):  # one worker reduces nothing: its logs stay scalars
-        trainee.train_step = as_vectors(trainee.train_step)
-        trainee.test_step = as_vectors(trainee.test_step)
+    head_epochs = head_epochs if head_epochs is not None else max(1, epochs // 2)
+    if not 1 <= head_epochs < epochs:
+        raise InvalidArgumentError(
+            expected_received("head_epochs", f"between 1 and epochs - 1 = {epochs - 1}", head_epochs)
+        )
+    fine = fine_tune_learning_rate or learning_rate / 10
+    return [Phase("head", 0, head_epochs, learning_rate), Phase("fine", head_epochs, epochs, fine)]
 
 
-def _is_collective(distribution: Any) -> bool:
-    """A MultiWorkerMirroredStrategy, whatever its number of workers."""
-    if distribution is None:
-        return False
-    tf = import_tensorflow("kzoo.finetune with a tf.distribute strategy")
-    return isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy)
-
-
-def _is_multi_worker(distribution: Any) -> bool:
-    extended = getattr(distribution, "extended", None)
-    return bool(getattr(extended, "_in_multi_worker_mode", lambda: False)())
-
-
-class _NullScope:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
+def _run_hparams(model: keras.Model, batch_size: int | None) -> dict[str, Any]:
+    """What identifies a fine-tuning run in TensorBoard's HParams tab: model, weights, batch size."""
+    identity = identity_lib.of(model)
+    return {
+        "model": identity.name if identity is not None and identity.name else model.name,
+        "weights": (identity.weights or "random") if identity is not None else "unknown",
+        "batch_size": batch_size if batch_size is not None else "unknown",
+    }
 
 
 def _optimizer(optimizer: Any, learning_rate: float) -> Any:
@@ -673,13 +576,3 @@ def _check_model_fits(model: keras.Model, datasets: Any) -> None:
                 f"Rebuild the model with num_classes={datasets.num_classes}.",
             )
         )
-
-
-def _save_model_atomically(model: keras.Model, path: Path) -> None:
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=".model.", suffix=".keras", delete=False)
-    handle.close()
-    try:
-        model.save(handle.name)
-        os.replace(handle.name, path)
-    finally:
-        Path(handle.name).unlink(missing_ok=True)

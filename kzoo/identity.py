@@ -165,10 +165,12 @@ def replace_identity(model: Any, identity: ModelIdentity) -> Any:
     layer = _identity_layer(model)
     if layer is None:
         raise InvalidArgumentError(
-            expected_received("model", "a model from kzoo.get", getattr(model, "name", model), "Use kzoo.identity.attach.")
+            expected_received(
+                "model", "a model from kzoo.get", getattr(model, "name", model), "Use kzoo.identity.attach."
+            )
         )
     layer.metadata = identity.to_config()
-    for holder in (model, *[l for l in model.layers if isinstance(l, keras.Model)]):
+    for holder in (model, *[layer for layer in model.layers if isinstance(layer, keras.Model)]):
         if getattr(holder, "_kzoo_text_encoder", None) is not None:
             object.__setattr__(holder, "_kzoo_text_encoder", None)
     return model
@@ -189,7 +191,9 @@ def attach(model: keras.Model, identity: ModelIdentity, *, name: str | None = No
     if taken or _identity_layer(model) is not None:
         raise InvalidArgumentError(
             expected_received(
-                "model for kzoo.identity.attach", "a model without a kzoo identity", model.name,
+                "model for kzoo.identity.attach",
+                "a model without a kzoo identity",
+                model.name,
                 "Use kzoo.identity.of(model) to read the one it has.",
             )
         )

@@ -14,6 +14,7 @@ import functools
 import importlib.util
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,35 @@ def _names() -> tuple[str, ...] | None:
     if len(index) != 1000 or any(index[str(i)][0] != ids[i] for i in range(1000)):
         raise DataNotFoundError(f"the class index at {path} does not list the 1,000 ILSVRC-2012 classes in order.")
     return tuple(index[str(i)][1] for i in range(1000))
+
+
+class WordNetIds(Sequence):
+    """The 1,000 WordNet IDs as a sequence read on first use, not when kzoo is imported.
+
+    The official ImageNet weight records carry it as their ``class_names``; without
+    tensorflow-datasets (a JAX-only install) it is empty, as if the record named no classes.
+    """
+
+    def _ids(self) -> tuple[str, ...]:
+        try:
+            return wordnet_ids()
+        except DataNotFoundError:
+            return ()
+
+    def __len__(self) -> int:
+        return len(self._ids())
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._ids()[index]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, (Sequence,)) and tuple(self) == tuple(other)
+
+    def __hash__(self) -> int:
+        return hash(self._ids())
+
+    def __repr__(self) -> str:
+        return f"WordNetIds({len(self)} ids)"
 
 
 def class_names() -> tuple[str, ...]:

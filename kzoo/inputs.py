@@ -125,9 +125,13 @@ def _check_dataset(model: Any, dataset: Any, purpose: str) -> None:
 
 
 def _check_token_ids(model: Any, x: Any, purpose: str) -> None:
-    arrays = [x] if isinstance(x, np.ndarray) else [a for a in x if isinstance(a, np.ndarray)] if isinstance(
-        x, (list, tuple)
-    ) else []
+    arrays = (
+        [x]
+        if isinstance(x, np.ndarray)
+        else [a for a in x if isinstance(a, np.ndarray)]
+        if isinstance(x, (list, tuple))
+        else []
+    )
     for array in arrays:
         if array.dtype.kind == "f" and array.size and not np.all(np.mod(array, 1) == 0):
             raise InvalidArgumentError(

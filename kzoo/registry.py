@@ -69,6 +69,11 @@ class ModelSpec:
             the default draws standard-normal floats matching ``model.inputs``.
         example: A runnable snippet shown on the model card.
         description: One line for listings.
+        num_params: Parameters of the default configuration (``model.count_params()``, BatchNorm
+            statistics included), shown by :func:`info` without building the model; checked
+            against the built model for every spec by the tests.
+        input_shape: The default configuration's input shape (``None`` for several inputs);
+            with ``num_params``, what the model card shows.
     """
 
     name: str
@@ -84,6 +89,8 @@ class ModelSpec:
     make_inputs: Callable[..., Any] | None = None
     example: str = ""
     description: str = ""
+    num_params: int | None = None
+    input_shape: tuple[int | None, ...] | None = None
 
     def build(self, **kwargs: Any) -> Any:
         """Builds the variant with random weights; ``kwargs`` override its defaults."""
@@ -252,7 +259,11 @@ def list_models(pattern: str = "*", task: str | None = None, pretrained: bool | 
 
 
 def info(name: str) -> ModelCard:
-    """The model card of a registered model (builds it once to count parameters).
+    """The model card of a registered model.
+
+    Parameters and input shape come from the spec's ``num_params`` and ``input_shape`` (the
+    model is not built); a spec without them is built inside a ``keras.StatelessScope``,
+    whose variables are never initialised.
 
     Example:
         >>> import kzoo
@@ -260,21 +271,26 @@ def info(name: str) -> ModelCard:
     """
     model_spec = spec(name)
     records = tuple(weights_lib.records_for(model_spec.name))
-    model = model_spec.build()
-    input_shape = tuple(model.inputs[0].shape[1:]) if len(model.inputs) == 1 else None
-    card = ModelCard(
+    params, input_shape = model_spec.num_params, model_spec.input_shape
+    if params is None:  # a spec registered without its facts: count on a model never initialised
+        import keras
+
+        with keras.StatelessScope():  # variables are created without values: shapes only
+            model = model_spec.build()
+            params = int(model.count_params())
+            input_shape = tuple(model.inputs[0].shape[1:]) if len(model.inputs) == 1 else None
+        del model
+    return ModelCard(
         name=model_spec.name,
         family=model_spec.family,
         task=model_spec.task,
         paper=model_spec.paper,
         description=model_spec.description,
         input_shape=input_shape,
-        params=int(model.count_params()),
+        params=int(params),
         weights=records,
         example=model_spec.example,
     )
-    del model
-    return card
 
 
 def resolve_weights(model_spec: ModelSpec, pretrained: Any) -> weights_lib.WeightsRecord | Path | None:
@@ -383,7 +399,9 @@ def get(
         (None, 10)
     """
     if include_preprocessing not in (None, True, False):
-        raise InvalidArgumentError(expected_received("include_preprocessing", "None, True or False", include_preprocessing))
+        raise InvalidArgumentError(
+            expected_received("include_preprocessing", "None, True or False", include_preprocessing)
+        )
     model_spec, model, build_kwargs, record, source, inherited = _build(name, pretrained, kwargs)
     identity = _identity_for(model_spec, model, build_kwargs, record, source, include_preprocessing, inherited)
     return identity_lib.attach(model, identity)
@@ -455,9 +473,7 @@ def _load_file(model_spec: ModelSpec, path: Path, model: Any) -> Any:
     except Exception as error:
         raise WeightsError(f"model file {path} could not be loaded safely: {type(error).__name__}: {error}") from error
     if not isinstance(reference, keras.Model):
-        raise WeightsError(
-            expected_received(f"model file {path}", "a saved keras.Model", type(reference).__name__)
-        )
+        raise WeightsError(expected_received(f"model file {path}", "a saved keras.Model", type(reference).__name__))
     transfer_weights(reference, model, model_spec, source_description=f"weights file {path}")
     inherited = identity_lib.of(reference)
     del reference
@@ -489,8 +505,10 @@ def _identity_for(
     if image:
         default = weights_lib.Preprocessing(channel_order="grayscale" if model.inputs[0].shape[-1] == 1 else "rgb")
         preprocessing = dataclasses.asdict(known.preprocessing if known is not None else default)
-    in_model = bool(known is not None and model_spec.task in IMAGE_TASKS) if include_preprocessing is None else (
-        include_preprocessing
+    in_model = (
+        bool(known is not None and model_spec.task in IMAGE_TASKS)
+        if include_preprocessing is None
+        else (include_preprocessing)
     )
     if in_model and not image:
         raise InvalidArgumentError(

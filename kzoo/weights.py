@@ -28,6 +28,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from kzoo import atomic
 from kzoo.errors import (
     DownloadError,
     IntegrityError,
@@ -263,7 +264,7 @@ def publish_file(source: str | os.PathLike) -> Path:
     """Copies a file a recipe wrote into ``zoo_weights/`` (temp file + atomic rename); returns the copy."""
     source = Path(source)
     target = shipped_dir() / source.name
-    _atomic_write_bytes(target, source.read_bytes())
+    atomic.copy(source, target)
     return target
 
 
@@ -282,7 +283,7 @@ def write_manifest_entry(record: WeightsRecord, path: Path | None = None) -> Pat
     kept.append(record.to_json())
     kept.sort(key=lambda e: (e["model"], e["tag"]))
     entries["weights"] = kept
-    _atomic_write_bytes(path, (json.dumps(entries, indent=2, sort_keys=False) + "\n").encode())
+    atomic.write_json(path, entries)
     _MANIFEST_CACHE = None
     return path
 
@@ -471,20 +472,6 @@ def _progress_bar(total: int | None, label: str) -> Any:
 
     print(f"Downloading {label}", flush=True)
     return keras.utils.Progbar(total or None, unit_name="byte")
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        _make_readable(Path(handle.name))
-        os.replace(handle.name, path)
-    finally:
-        Path(handle.name).unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------

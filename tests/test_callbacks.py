@@ -175,11 +175,20 @@ def test_tensorboard_logs_metrics_histograms_predictions_confusion_matrix_and_hp
     assert [row[0] for row in table] == [f"**{name}**" for name in CLASS_NAMES]
     np.testing.assert_array_equal([[int(cell) for cell in row[1:]] for row in table], expected)
     heatmap = _image(train.Tensors("confusion_matrix/image")[-1])
-    assert heatmap.shape == (3 * 32, 3 * 32, 3)
+    unlabelled = kzoo.callbacks._confusion_heatmap(expected)[0]
+    assert heatmap.shape == unlabelled.shape  # drawn with the class names, not the indices:
+    assert np.abs(heatmap / 255.0 - kzoo.callbacks._confusion_heatmap(expected, CLASS_NAMES)[0]).max() < 2 / 255
+    assert np.abs(heatmap / 255.0 - unlabelled).max() > 0.5
 
-    # HParams, written once at train begin.
-    content = train.PluginTagToContent("hparams")
-    assert list(content) == ["_hparams_/session_start_info"]
+    # HParams, written once, to the log directory itself so that the HParams tab finds the
+    # train and the validation metrics (in the runs below it).
+    root = _events(tmp_path)
+    content = root.PluginTagToContent("hparams")
+    assert sorted(content) == ["_hparams_/experiment", "_hparams_/session_start_info"]
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    metrics = {(m.name.group, m.name.tag) for m in experiment.metric_infos}
+    assert {("train", "epoch_loss"), ("validation", "epoch_loss"), ("validation", "epoch_accuracy")} <= metrics
+    assert "epoch_loss" in _events(tmp_path / "validation").Tags()["tensors"]  # what the metric points at
     plugin_data = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
     logged = plugin_data.session_start_info.hparams
     assert logged["learning_rate"].number_value == pytest.approx(0.01)
@@ -215,12 +224,16 @@ def test_tensorboard_shows_reconstructions_for_image_to_image_models(tmp_path):
 
 
 def test_confusion_heatmap_is_row_normalized_from_white_to_dark():
-    image = kzoo.callbacks._confusion_heatmap(np.array([[4, 0], [1, 1]]))
-    assert image.shape == (1, 64, 64, 3)
-    cell = image[0, ::32, ::32]  # one pixel per cell
-    np.testing.assert_allclose(cell[0, 1], [1.0, 1.0, 1.0])  # 0% of the true-0 row: white
+    matrix = np.array([[40, 0], [10, 10]])
+    image = kzoo.callbacks._confusion_heatmap(matrix, ["cat", "dog"])
+    assert image.ndim == 4 and image.shape[-1] == 3 and 0.0 <= image.min() and image.max() <= 1.0
+    centres = kzoo.callbacks._cell_centres(matrix, ["cat", "dog"])
+    # Beside each centre (the count is written on it): 5 pixels left of it.
+    cell = np.array([[image[0, r, c - 8] for r, c in row] for row in centres])
+    assert cell[0, 1].min() > 0.95  # 0% of the true-cat row: white
     assert cell[0, 0].sum() < cell[1, 0].sum() < cell[0, 1].sum()  # 100% darker than 50%
-    np.testing.assert_allclose(cell[1, 0], cell[1, 1])
+    np.testing.assert_allclose(cell[1, 0], cell[1, 1], atol=1e-6)
+    assert np.abs(image - kzoo.callbacks._confusion_heatmap(matrix, ["owl", "bat"])).max() > 0.5  # names drawn
 
 
 @pytest.mark.parametrize(

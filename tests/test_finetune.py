@@ -179,6 +179,8 @@ def test_bad_arguments_are_explained(digits):
         kzoo.finetune(model, data, epochs=0)
     with pytest.raises(errors.InvalidArgumentError, match="between 1 and epochs - 1"):
         kzoo.finetune(model, data, epochs=2, head_epochs=2)
+    with pytest.raises(errors.InvalidArgumentError, match=r"at least 2 for strategy='two-phase'.*strategy='head'"):
+        kzoo.finetune(model, data, epochs=1)
     three = kzoo.get("lenet5", num_classes=3)
     with pytest.raises(errors.InvalidArgumentError, match="num_classes=10"):
         kzoo.finetune(three, data, epochs=1)
@@ -226,7 +228,26 @@ def test_cli_finetune_writes_a_model_and_tensorboard_logs(tmp_path):
     result = run_script("-m", "kzoo.cli", "finetune", "lenet5", folder, "--epochs", "2", "--log-dir", run)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Fine-tuning lenet5 (pretrained=True) on" in result.stdout and "Epoch 2/2" in result.stdout
+    assert "shuffle=True" not in result.stderr  # the pipelines shuffle; Keras has nothing to warn about
     assert (run / "model.keras").is_file() and list((run / "tensorboard").rglob("events.out.tfevents.*"))
+    # The run's model is still the pretrained lenet5 that takes raw pixels, in this process too.
+    reloaded = keras.saving.load_model(run / "model.keras", safe_mode=True)
+    identity = kzoo.identity.of(reloaded)
+    assert identity.name == "lenet5" and identity.weights == "lenet5.mnist" and identity.preprocessing_in_model
+    assert identity.class_names is None  # a new 3-class head: the MNIST digit names no longer apply
+    # The HParams tab knows the model, its weights, the batch size and the validation metrics.
+    from tensorboard.backend.event_processing import event_accumulator
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    root = event_accumulator.EventAccumulator(str(run / "tensorboard"), size_guidance={"tensors": 0})
+    root.Reload()
+    content = root.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    logged = start.session_start_info.hparams
+    assert logged["model"].string_value == "lenet5" and logged["weights"].string_value == "lenet5.mnist"
+    assert logged["batch_size"].number_value == 32 and logged["strategy"].string_value == "two-phase"
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert ("validation", "epoch_accuracy") in {(m.name.group, m.name.tag) for m in experiment.metric_infos}
     again = run_script("-m", "kzoo.cli", "finetune", "lenet5", folder, "--epochs", "2", "--log-dir", run)
     assert again.returncode == 2 and "already holds a finished run" in again.stderr
 

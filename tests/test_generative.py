@@ -379,6 +379,7 @@ def test_shipped_dcgan_reaches_its_recorded_lenet5_score(monkeypatch):
     # The recipe's scoring: 10,000 digits from N(0, I) noise (seed 1), read by the pretrained LeNet-5.
     noise = np.random.default_rng(1).standard_normal((10000, generator.inputs[0].shape[-1])).astype("float32")
     images = generative.to_unit_range(generator.predict(noise, batch_size=1000, verbose=0))
-    logits = kzoo.get("lenet5", pretrained=True, include_preprocessing=False).predict(images, batch_size=1000, verbose=0)
+    lenet = kzoo.get("lenet5", pretrained=True, include_preprocessing=False)  # reads [0, 1], as the recipe scores
+    logits = lenet.predict(images, batch_size=1000, verbose=0)
     score = generative.classifier_score(_numpy(keras.ops.softmax(logits)))
     assert score == pytest.approx(record.metrics["lenet5_score"], abs=0.01)

@@ -83,8 +83,12 @@ def registry_reloaded(tmp_path_factory):
             "frozen": kzoo.freeze(model),
         }
         jobs.append(
-            {"key": name, "path": str(directory / f"{name}.keras"), "inputs": str(directory / f"{name}.npz"),
-             "data": data is not None}
+            {
+                "key": name,
+                "path": str(directory / f"{name}.keras"),
+                "inputs": str(directory / f"{name}.npz"),
+                "data": data is not None,
+            }
         )
     there, report = _reload_in_subprocess(jobs, directory)
     return here, there, report
@@ -114,13 +118,16 @@ def test_identity_survives_clone_mixed_precision_and_finetune_copies(tmp_path):
     assert kzoo.identity.of(keras.Model(model.inputs, model.outputs)) == identity
     images, labels = kzoo.data.load_uci_digits()
     data = kzoo.data.arrays(images[:64], labels[:64], model=model, batch_size=32)
-    result = kzoo.finetune(model, data, epochs=1, strategy="full", mixed_precision="mixed_bfloat16",
-                           log_dir=tmp_path / "run", verbose=0)
+    result = kzoo.finetune(
+        model, data, epochs=1, strategy="full", mixed_precision="mixed_bfloat16", log_dir=tmp_path / "run", verbose=0
+    )
     reloaded = keras.saving.load_model(result.log_dir / "model.keras", safe_mode=True)
     assert kzoo.identity.of(reloaded) == identity
     np.testing.assert_allclose(
-        reloaded.predict(images[:8, ..., None], verbose=0), model.predict(images[:8, ..., None], verbose=0),
-        rtol=1e-5, atol=1e-5,
+        reloaded.predict(images[:8, ..., None], verbose=0),
+        model.predict(images[:8, ..., None], verbose=0),
+        rtol=1e-5,
+        atol=1e-5,
     )
 
 
@@ -162,7 +169,9 @@ def test_pipelines_never_preprocess_twice():
         kzoo.data.arrays(np.zeros((4, 28, 28), "float32"), np.zeros(4, "int64"), model=model, preprocessed=True)
     with pytest.raises(errors.InvalidArgumentError, match="applies its own preprocessing"):
         kzoo.data.arrays(
-            np.zeros((4, 28, 28), "uint8"), np.zeros(4, "int64"), model=model,
+            np.zeros((4, 28, 28), "uint8"),
+            np.zeros(4, "int64"),
+            model=model,
             preprocessing=kzoo.weights.Preprocessing(channel_order="grayscale"),
         )
 
@@ -176,7 +185,10 @@ def test_plain_keras_model_takes_its_preprocessing_as_an_argument(caplog):
     assert "preprocessing=kzoo.weights.Preprocessing" in caplog.text
     assert float(np.asarray(next(iter(data.validation))[0]).max()) == pytest.approx(200 / 255)
     scaled = kzoo.data.arrays(
-        pixels, np.zeros(4, "int64"), model=plain, validation_split=0.5,
+        pixels,
+        np.zeros(4, "int64"),
+        model=plain,
+        validation_split=0.5,
         preprocessing=kzoo.weights.Preprocessing(scale=2 / 255, offset=-1, channel_order="grayscale"),
     )
     assert float(np.asarray(next(iter(scaled.validation))[0]).max()) == pytest.approx(2 * 200 / 255 - 1)
@@ -252,8 +264,7 @@ def test_raw_strings_train_with_an_xla_compiled_step_and_string_pipelines_are_re
     model = kzoo.get("bilstm_classifier", pretrained="sst2")
     texts = ["a great movie", "boring and far too long", "wonderful acting", "a mess"] * 4
     labels = np.array([1, 0, 1, 0] * 4)
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  jit_compile=True)
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)
     history = model.fit(texts, labels, batch_size=8, epochs=2, validation_data=(texts[:4], labels[:4]), verbose=0)
     assert np.isfinite(history.history["loss"]).all() and "val_loss" in history.history
     import tensorflow as tf

@@ -125,7 +125,7 @@ def _layer_types(model: keras.Model) -> frozenset:
     return frozenset(type(layer).__name__ for layer in model._flatten_layers(include_self=False))
 
 
-@pytest.mark.parametrize("name", list(registry._MODELS))
+@pytest.mark.parametrize("name", kzoo.list_models())
 def test_compiles_with_xla(name):
     spec, model = _build(name)
     types = _layer_types(model)

@@ -90,13 +90,34 @@ def test_pretrained_true_without_weights_is_a_clear_error(temporary_registry):
         kzoo.get("tiny_noweights", pretrained=3)
 
 
-def test_get_returns_a_plain_functional_model_and_records_its_origin():
+def test_get_returns_a_functional_model_that_carries_its_identity():
     model = kzoo.get("lenet5", num_classes=7, name="digits")
-    assert type(model) is keras.Model or isinstance(model, keras.Model)
+    assert isinstance(model, kzoo.KzooModel) and isinstance(model, keras.Model)
+    assert "layers" in model.get_config()  # functional: its graph is its config
     assert model.name == "digits"
     assert model.output_shape == (None, 7)
     origin = registry.origin(model)
     assert origin.spec.name == "lenet5" and origin.weights is None
+    identity = kzoo.identity.of(model)
+    assert identity.name == "lenet5" and identity.builder_kwargs["num_classes"] == 7
+    assert not identity.preprocessing_in_model  # random weights: kzoo.data applies the preprocessing
+    assert kzoo.identity.of(keras.Model(model.inputs, model.outputs)) == identity
+
+
+@pytest.mark.parametrize("name", kzoo.list_models())
+def test_card_facts_match_the_built_model(name):
+    """The parameters and input shape kzoo.info shows without building are the model's."""
+    spec = registry.spec(name)
+    with keras.StatelessScope():  # variables get shapes but no values: cheap for VGG's 138M
+        model = spec.build()
+        assert spec.num_params == model.count_params()
+        assert spec.input_shape == (tuple(model.inputs[0].shape[1:]) if len(model.inputs) == 1 else None)
+
+
+def test_info_does_not_build_the_model(monkeypatch):
+    monkeypatch.setattr(registry.ModelSpec, "build", lambda *a, **k: pytest.fail("info built the model"))
+    card = kzoo.info("vgg16")
+    assert card.params == 138_357_544 and card.input_shape == (224, 224, 3)
 
 
 def test_include_top_false_and_pooling():

@@ -140,10 +140,19 @@ def alexnet(
     )
 
 
+# Facts of each variant's default configuration, shown by kzoo.info without building the
+# model (tests/test_registry.py checks them against the built model).
+CARD_FACTS = {
+    "alexnet": {"num_params": 60_965_224, "input_shape": (227, 227, 3)},
+    "alexnet_onetower": {"num_params": 61_100_840, "input_shape": (224, 224, 3)},
+}
+
+
 for _name, _variant, _params in (("alexnet", "paper", "60,965,224"), ("alexnet_onetower", "onetower", "61,100,840")):
     register_model(
         ModelSpec(
             name=_name,
+            **CARD_FACTS[_name],
             builder=alexnet,
             family="alexnet",
             task="image-classification",

@@ -430,6 +430,17 @@ _EXAMPLE = (
     "codes = model.get_layer('encoder').predict(images[..., None] / 255.0)"
 )
 
+# Facts of each variant's default configuration, shown by kzoo.info without building the
+# model (tests/test_registry.py checks them against the built model).
+CARD_FACTS = {
+    "autoencoder_conv": {"num_params": 278_369, "input_shape": (28, 28, 1)},
+    "autoencoder_deep": {"num_params": 222_384, "input_shape": (28, 28, 1)},
+    "autoencoder_denoising": {"num_params": 278_369, "input_shape": (28, 28, 1)},
+    "autoencoder_dense": {"num_params": 50_992, "input_shape": (28, 28, 1)},
+    "vae": {"num_params": 178_117, "input_shape": (28, 28, 1)},
+}
+
+
 for _name, _builder, _paper, _description, _test_kwargs in (
     (
         "autoencoder_dense",
@@ -470,6 +481,7 @@ for _name, _builder, _paper, _description, _test_kwargs in (
     register_model(
         ModelSpec(
             name=_name,
+            **CARD_FACTS[_name],
             builder=_builder,
             family="autoencoders",
             task="representation-learning",

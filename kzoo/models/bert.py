@@ -228,10 +228,23 @@ def bert_inputs(model: Any, batch_size: int, rng: Any) -> dict:
     return inputs
 
 
+# Facts of each variant's default configuration, shown by kzoo.info without building the
+# model (tests/test_registry.py checks them against the built model).
+CARD_FACTS = {
+    "bert_mini": {"num_params": 5_462_784, "input_shape": None},
+    "bert_mini_classifier": {"num_params": 5_454_594, "input_shape": None},
+    "bert_mini_tagger": {"num_params": 5_388_802, "input_shape": None},
+    "bert_tiny": {"num_params": 1_536_128, "input_shape": None},
+    "bert_tiny_classifier": {"num_params": 1_527_938, "input_shape": None},
+    "bert_tiny_tagger": {"num_params": 1_511_426, "input_shape": None},
+}
+
+
 def _spec(name: str, size: str, head: str, task: str, description: str, example: str) -> ModelSpec:
     config = SIZES[size]
     return ModelSpec(
         name=name,
+        **CARD_FACTS[name],
         builder=bert,
         family="bert",
         task=task,

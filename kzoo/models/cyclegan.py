@@ -191,6 +191,15 @@ def patchgan_discriminator(
     return _build_patchgan(input_shape=input_shape, base_filters=base_filters, downsamplings=downsamplings, name=name)
 
 
+# Facts of each variant's default configuration, shown by kzoo.info without building the
+# model (tests/test_registry.py checks them against the built model).
+CARD_FACTS = {
+    "cyclegan_generator_resnet6": {"num_params": 7_841_411, "input_shape": (128, 128, 3)},
+    "cyclegan_generator_resnet9": {"num_params": 11_383_427, "input_shape": (128, 128, 3)},
+    "patchgan_discriminator": {"num_params": 2_765_633, "input_shape": (128, 128, 3)},
+}
+
+
 for _name, _builder, _description, _test_kwargs in (
     (
         "cyclegan_generator_resnet6",
@@ -215,6 +224,7 @@ for _name, _builder, _description, _test_kwargs in (
     register_model(
         ModelSpec(
             name=_name,
+            **CARD_FACTS[_name],
             builder=_builder,
             family="cyclegan",
             task="image-to-image",

@@ -252,6 +252,16 @@ def _with_labels(model: Any, batch_size: int, rng: Any) -> list:
     return [first, rng.integers(0, classes, size=(batch_size,)).astype(np.int32)]
 
 
+# Facts of each variant's default configuration, shown by kzoo.info without building the
+# model (tests/test_registry.py checks them against the built model).
+CARD_FACTS = {
+    "cgan_discriminator": {"num_params": 222_305, "input_shape": None},
+    "cgan_generator": {"num_params": 2_958_645, "input_shape": None},
+    "dcgan_discriminator": {"num_params": 212_865, "input_shape": (28, 28, 1)},
+    "dcgan_generator": {"num_params": 2_330_945, "input_shape": (100,)},
+}
+
+
 for _name, _builder, _paper, _description, _test_kwargs, _conditional in (
     (
         "dcgan_generator",
@@ -289,6 +299,7 @@ for _name, _builder, _paper, _description, _test_kwargs, _conditional in (
     register_model(
         ModelSpec(
             name=_name,
+            **CARD_FACTS[_name],
             builder=_builder,
             family="gan",
             task="image-generation",

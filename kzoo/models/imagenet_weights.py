@@ -7,7 +7,7 @@ layer name into kzoo's models, whose layer names match keras.applications'.
 
 from __future__ import annotations
 
-from kzoo.errors import DataNotFoundError
+from kzoo.imagenet import WordNetIds
 from kzoo.weights import Preprocessing, WeightsRecord, register_weights
 
 _BASE = "https://storage.googleapis.com/tensorflow/keras-applications/"
@@ -30,17 +30,8 @@ _FILES = {
 }
 
 
-def _class_ids() -> tuple[str, ...] | None:
-    """The 1,000 WordNet IDs (readable names: kzoo.decode_predictions); None without tensorflow-datasets."""
-    from kzoo.imagenet import wordnet_ids
-
-    try:
-        return wordnet_ids()
-    except DataNotFoundError:
-        return None
-
-
-_CLASS_IDS = _class_ids()
+# Read from tensorflow-datasets on first use (kzoo.imagenet.WordNetIds), not on `import kzoo`.
+_CLASS_IDS = WordNetIds()
 
 for _model, (_stem, _md5_top, _md5_notop, _preprocessing) in _FILES.items():
     for _top in (True, False):

@@ -155,9 +155,17 @@ def lenet5(
     )
 
 
+# Facts of each variant's default configuration, shown by kzoo.info without building the
+# model (tests/test_registry.py checks them against the built model).
+CARD_FACTS = {
+    "lenet5": {"num_params": 61_706, "input_shape": (28, 28, 1)},
+}
+
+
 register_model(
     ModelSpec(
         name="lenet5",
+        **CARD_FACTS["lenet5"],
         builder=lenet5,
         family="lenet",
         task="image-classification",

@@ -230,11 +230,31 @@ _PARAMS = {
     "resnet101": "44,707,176",
     "resnet152": "60,419,944",
 }
+# Facts of each variant's default configuration, shown by kzoo.info without building the
+# model (tests/test_registry.py checks them against the built model).
+CARD_FACTS = {
+    "resnet101": {"num_params": 44_707_176, "input_shape": (224, 224, 3)},
+    "resnet101v2": {"num_params": 44_675_560, "input_shape": (224, 224, 3)},
+    "resnet110_cifar": {"num_params": 1_736_058, "input_shape": (32, 32, 3)},
+    "resnet152": {"num_params": 60_419_944, "input_shape": (224, 224, 3)},
+    "resnet152v2": {"num_params": 60_380_648, "input_shape": (224, 224, 3)},
+    "resnet18": {"num_params": 11_699_112, "input_shape": (224, 224, 3)},
+    "resnet20_cifar": {"num_params": 271_098, "input_shape": (32, 32, 3)},
+    "resnet32_cifar": {"num_params": 466_426, "input_shape": (32, 32, 3)},
+    "resnet34": {"num_params": 21_814_696, "input_shape": (224, 224, 3)},
+    "resnet44_cifar": {"num_params": 661_754, "input_shape": (32, 32, 3)},
+    "resnet50": {"num_params": 25_636_712, "input_shape": (224, 224, 3)},
+    "resnet50v2": {"num_params": 25_613_800, "input_shape": (224, 224, 3)},
+    "resnet56_cifar": {"num_params": 857_082, "input_shape": (32, 32, 3)},
+}
+
+
 for _variant, (_block, _blocks) in IMAGENET.items():
     _v2 = _block == "preact"
     register_model(
         ModelSpec(
             name=_variant,
+            **CARD_FACTS[_variant],
             builder=resnet,
             family="resnet",
             task="image-classification",
@@ -257,6 +277,7 @@ for _variant, _n in CIFAR.items():
     register_model(
         ModelSpec(
             name=_variant,
+            **CARD_FACTS[_variant],
             builder=resnet,
             family="resnet",
             task="image-classification",

@@ -238,9 +238,21 @@ def token_inputs(model: Any, batch_size: int, rng: Any) -> Any:
     return arrays[0] if len(arrays) == 1 else arrays
 
 
+# Facts of each variant's default configuration, shown by kzoo.info without building the
+# model (tests/test_registry.py checks them against the built model).
+CARD_FACTS = {
+    "bilstm_classifier": {"num_params": 2_823_682, "input_shape": (None,)},
+    "bilstm_tagger": {"num_params": 1_153_645, "input_shape": None},
+    "gru_classifier": {"num_params": 2_659_330, "input_shape": (None,)},
+    "lstm_classifier": {"num_params": 2_691_842, "input_shape": (None,)},
+    "stacked_lstm_classifier": {"num_params": 2_823_426, "input_shape": (None,)},
+}
+
+
 def _classifier_spec(name: str, description: str, paper: str, **kwargs: Any) -> ModelSpec:
     return ModelSpec(
         name=name,
+        **CARD_FACTS[name],
         builder=rnn_classifier,
         family="rnn",
         task="text-classification",
@@ -286,6 +298,7 @@ register_model(
 register_model(
     ModelSpec(
         name="bilstm_tagger",
+        **CARD_FACTS["bilstm_tagger"],
         builder=bilstm_tagger,
         family="rnn",
         task="token-classification",

@@ -118,9 +118,17 @@ def greedy_decode(model: keras.Model, source: Any, *, start_id: int, end_id: int
     return output
 
 
+# Facts of each variant's default configuration, shown by kzoo.info without building the
+# model (tests/test_registry.py checks them against the built model).
+CARD_FACTS = {
+    "seq2seq_attention": {"num_params": 169_744, "input_shape": None},
+}
+
+
 register_model(
     ModelSpec(
         name="seq2seq_attention",
+        **CARD_FACTS["seq2seq_attention"],
         builder=seq2seq_attention,
         family="seq2seq",
         task="sequence-to-sequence",

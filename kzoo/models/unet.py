@@ -259,9 +259,21 @@ def _stages(depth: int = 4) -> tuple[str, ...]:
     return (*(f"enc{i}" for i in range(1, depth + 1)), "bottleneck", *(f"dec{i}" for i in range(depth, 0, -1)))
 
 
+# Facts of each variant's default configuration, shown by kzoo.info without building the
+# model (tests/test_registry.py checks them against the built model).
+CARD_FACTS = {
+    "unet": {"num_params": 31_030_658, "input_shape": (572, 572, 1)},
+    "unet_modern": {"num_params": 7_768_353, "input_shape": (256, 256, 1)},
+    "unet_resnet18": {"num_params": 14_339_665, "input_shape": (256, 256, 3)},
+    "unet_resnet50": {"num_params": 32_602_641, "input_shape": (256, 256, 3)},
+    "unet_vgg16": {"num_params": 18_635_361, "input_shape": (256, 256, 3)},
+}
+
+
 register_model(
     ModelSpec(
         name="unet",
+        **CARD_FACTS["unet"],
         builder=unet,
         family="unet",
         task="image-segmentation",
@@ -284,6 +296,7 @@ register_model(
 register_model(
     ModelSpec(
         name="unet_modern",
+        **CARD_FACTS["unet_modern"],
         builder=unet_modern,
         family="unet",
         task="image-segmentation",
@@ -369,7 +382,9 @@ def unet_encoder(
         input_shape=input_shape,
         **(encoder_kwargs or {}),
     )
-    skips = features.feature_extractor(backbone, declared=registry.spec(encoder).stages).output  # {stage: tensor}, input to output order
+    skips = features.feature_extractor(
+        backbone, declared=registry.spec(encoder).stages
+    ).output  # {stage: tensor}, input to output order
     maps = sorted(skips.values(), key=lambda t: -t.shape[1])  # finest first
     x = maps[-1]
     targets = [*reversed(maps[:-1])]
@@ -401,6 +416,7 @@ for _encoder, _stages in (
     register_model(
         ModelSpec(
             name=f"unet_{_encoder}",
+            **CARD_FACTS[f"unet_{_encoder}"],
             builder=unet_encoder,
             family="unet",
             task="image-segmentation",

@@ -138,12 +138,27 @@ def vgg(
     )
 
 
+# Facts of each variant's default configuration, shown by kzoo.info without building the
+# model (tests/test_registry.py checks them against the built model).
+CARD_FACTS = {
+    "vgg11": {"num_params": 132_863_336, "input_shape": (224, 224, 3)},
+    "vgg11_bn": {"num_params": 132_874_344, "input_shape": (224, 224, 3)},
+    "vgg13": {"num_params": 133_047_848, "input_shape": (224, 224, 3)},
+    "vgg13_bn": {"num_params": 133_059_624, "input_shape": (224, 224, 3)},
+    "vgg16": {"num_params": 138_357_544, "input_shape": (224, 224, 3)},
+    "vgg16_bn": {"num_params": 138_374_440, "input_shape": (224, 224, 3)},
+    "vgg19": {"num_params": 143_667_240, "input_shape": (224, 224, 3)},
+    "vgg19_bn": {"num_params": 143_689_256, "input_shape": (224, 224, 3)},
+}
+
+
 for _key, _config in CONFIGS.items():
     for _bn in (False, True):
         _depth = int(_key[3:])
         register_model(
             ModelSpec(
                 name=_key + ("_bn" if _bn else ""),
+                **CARD_FACTS[_key + ("_bn" if _bn else "")],
                 builder=vgg,
                 family="vgg",
                 task="image-classification",

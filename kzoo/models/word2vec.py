@@ -98,6 +98,14 @@ def _inputs(model: Any, batch_size: int, rng: Any) -> Any:
     return arrays
 
 
+# Facts of each variant's default configuration, shown by kzoo.info without building the
+# model (tests/test_registry.py checks them against the built model).
+CARD_FACTS = {
+    "word2vec_cbow": {"num_params": 1_280_000, "input_shape": None},
+    "word2vec_skipgram": {"num_params": 1_280_000, "input_shape": None},
+}
+
+
 for _architecture, _description in (
     ("skipgram", "word2vec skip-gram with negative sampling: a word predicts its neighbours."),
     ("cbow", "word2vec CBOW with negative sampling: the averaged neighbours predict the word."),
@@ -105,6 +113,7 @@ for _architecture, _description in (
     register_model(
         ModelSpec(
             name=f"word2vec_{_architecture}",
+            **CARD_FACTS[f"word2vec_{_architecture}"],
             builder=word2vec,
             family="word2vec",
             task="text-embedding",
