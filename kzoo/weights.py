@@ -128,6 +128,8 @@ class WeightsRecord:
         recipe: The script that produced them (``examples/...``) or the publisher's recipe.
         default: Whether this is the tag ``pretrained=True`` selects.
         builder_kwargs: Extra builder arguments the weights need (family arguments).
+        num_params: Parameters the file holds (element count of its variables); for a file
+            saved with the model's head, the model's ``count_params()`` in that configuration.
         text: Text preprocessing the weights were trained with (see :mod:`kzoo.text`):
             ``vocabulary`` (a file in ``zoo_weights/``) with ``vocabulary_sha256``,
             ``standardize``, ``split`` and ``max_length``; or ``hashing`` with
@@ -158,6 +160,7 @@ class WeightsRecord:
     builder_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     text: dict[str, Any] = dataclasses.field(default_factory=dict)
     notes: str = ""
+    num_params: int | None = None
 
     @property
     def key(self) -> str:
@@ -276,6 +279,9 @@ def write_manifest_entry(record: WeightsRecord, path: Path | None = None) -> Pat
     """
     global _MANIFEST_CACHE
     path = path or shipped_dir() / MANIFEST_NAME
+    shipped_file = path.parent / record.file
+    if record.num_params is None and shipped_file.is_file():
+        record = dataclasses.replace(record, num_params=count_file_params(shipped_file))
     entries = {"weights": []}
     if path.is_file():
         entries = json.loads(path.read_text(encoding="utf-8"))
@@ -477,6 +483,22 @@ def _progress_bar(total: int | None, label: str) -> Any:
 # --------------------------------------------------------------------------------------
 # Strict loading
 # --------------------------------------------------------------------------------------
+
+
+def count_file_params(path: str | os.PathLike) -> int:
+    """Element count of the model variables in a Keras 3 ``.weights.h5`` file (optimizer state excluded)."""
+    import h5py
+
+    total = 0
+
+    def visit(name: str, obj: Any) -> None:
+        nonlocal total
+        if isinstance(obj, h5py.Dataset) and not name.startswith("optimizer/"):
+            total += int(obj.size)
+
+    with h5py.File(path, "r") as handle:
+        handle.visititems(visit)
+    return total
 
 
 def _count_h5_datasets(path: Path) -> int:

@@ -40,6 +40,12 @@ def test_there_are_shipped_weights():
     assert any(r.shipped for r in RECORDS)
 
 
+def _configuration(model_spec, record) -> dict:
+    parameters = inspect.signature(model_spec.builder).parameters
+    wanted = {"input_shape": record.input_shape, "num_classes": record.num_classes, "include_top": record.include_top}
+    return {k: v for k, v in wanted.items() if v is not None and k in parameters}
+
+
 @pytest.mark.parametrize("record", RECORDS, ids=lambda r: r.key)
 def test_weights_record_schema(record):
     assert record.model in kzoo.list_models(), "weights for an unregistered model"
@@ -79,6 +85,13 @@ def test_weights_record_schema(record):
             assert record.text["standardize"] and record.text["split"]
     defaults = [r for r in RECORDS if r.model == record.model and r.default]
     assert len(defaults) == 1, f"{record.model} needs exactly one default tag"
+    # num_params is the model's in the configuration the file was saved from (built without
+    # initialising its variables), and for kzoo's own files what the file holds.
+    saved = {**model_spec.kwargs, **record.builder_kwargs, **_configuration(model_spec, record)}
+    with keras.StatelessScope():
+        assert record.num_params == model_spec.builder(**saved).count_params()
+    if record.shipped:
+        assert record.num_params == weights_lib.count_file_params(weights_lib.shipped_dir() / record.file)
     if record.shipped:
         assert record.sha256 and len(record.sha256) == 64
         path = weights_lib.shipped_dir() / record.file

@@ -6,7 +6,6 @@ from kzoo.models import (  # noqa: F401
     bert,
     cyclegan,
     gan,
-    imagenet_weights,
     lenet,
     resnet,
     rnn,

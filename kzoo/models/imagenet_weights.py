@@ -1,8 +1,10 @@
 """Official ImageNet weights of keras.applications, as kzoo weight records.
 
-Each record names the publisher's URL and the MD5 that keras.applications pins for it
-(the publisher gives no size). The files are Keras 2 weights-only HDF5 files, loaded by
-layer name into kzoo's models, whose layer names match keras.applications'.
+The families declare their own files beside their builders (``vgg.py``, ``resnet.py``, as
+torchvision keeps each model's weights beside it) through :func:`register_imagenet`. Each
+record names the publisher's URL and the MD5 that keras.applications pins for it (the
+publisher gives no size). The files are Keras 2 weights-only HDF5 files, loaded by layer name
+into kzoo's models, whose layer names match keras.applications'.
 """
 
 from __future__ import annotations
@@ -17,32 +19,38 @@ CAFFE = Preprocessing(scale=1.0, mean=(103.939, 116.779, 123.68), channel_order=
 # "tf" mode, used by the v2 ResNets: pixels to [-1, 1].
 TF = Preprocessing(scale=1.0 / 127.5, offset=-1.0, channel_order="rgb")
 
-# model: (folder/file stem, md5 with top, md5 without top, preprocessing)
-_FILES = {
-    "vgg16": ("vgg16/vgg16", "64373286793e3c8b2b4e3219cbf3544b", "6d6bbae143d832006294945121d1f1fc", CAFFE),
-    "vgg19": ("vgg19/vgg19", "cbe5617147190e668d6c5d5026f83318", "253f8cb515780f3b799900260a226db6", CAFFE),
-    "resnet50": ("resnet/resnet50", "2cb95161c43110f7111970584f804107", "4d473c1dd8becc155b73f8504c6f6626", CAFFE),
-    "resnet101": ("resnet/resnet101", "f1aeb4b969a6efcfb50fad2f0c20cfc5", "88cf7a10940856eca736dc7b7e228a21", CAFFE),
-    "resnet152": ("resnet/resnet152", "100835be76be38e30d865e96f2aaae62", "ee4c566cf9a93f14d82f913c2dc6dd0c", CAFFE),
-    "resnet50v2": ("resnet/resnet50v2", "3ef43a0b657b3be2300d5770ece849e0", "fac2f116257151a9d068a22e544a4917", TF),
-    "resnet101v2": ("resnet/resnet101v2", "6343647c601c52e1368623803854d971", "c0ed64b8031c3730f411d2eb4eea35b5", TF),
-    "resnet152v2": ("resnet/resnet152v2", "a49b44d1979771252814e80f8ec446f9", "ed17cf2e0169df9d443503ef94b23b33", TF),
-}
-
-
 # Read from tensorflow-datasets on first use (kzoo.imagenet.WordNetIds), not on `import kzoo`.
 _CLASS_IDS = WordNetIds()
 
-for _model, (_stem, _md5_top, _md5_notop, _preprocessing) in _FILES.items():
-    for _top in (True, False):
-        _file = f"{_stem.split('/')[-1]}_weights_tf_dim_ordering_tf_kernels{'' if _top else '_notop'}.h5"
+
+def register_imagenet(
+    model: str,
+    *,
+    stem: str,
+    md5_top: str,
+    md5_notop: str,
+    preprocessing: Preprocessing,
+    num_params_top: int,
+    num_params_notop: int,
+) -> None:
+    """Registers the ``imagenet`` and ``imagenet_notop`` records of one keras.applications model.
+
+    Args:
+        model: The kzoo model name (``"vgg16"``).
+        stem: ``folder/file stem`` under keras.applications' download URL (``"vgg16/vgg16"``).
+        md5_top, md5_notop: The MD5 hashes keras.applications pins for the two files.
+        preprocessing: What the weights expect (:data:`CAFFE` or :data:`TF`).
+        num_params_top, num_params_notop: Parameters the two files hold.
+    """
+    for top in (True, False):
+        file = f"{stem.split('/')[-1]}_weights_tf_dim_ordering_tf_kernels{'' if top else '_notop'}.h5"
         register_weights(
             WeightsRecord(
-                model=_model,
-                tag="imagenet" if _top else "imagenet_notop",
-                file=_file,
-                url=_BASE + _stem.rsplit("/", 1)[0] + "/" + _file,
-                md5=_md5_top if _top else _md5_notop,
+                model=model,
+                tag="imagenet" if top else "imagenet_notop",
+                file=file,
+                url=_BASE + stem.rsplit("/", 1)[0] + "/" + file,
+                md5=md5_top if top else md5_notop,
                 size=None,
                 format="h5-legacy",
                 dataset="ImageNet ILSVRC-2012 training set",
@@ -51,12 +59,13 @@ for _model, (_stem, _md5_top, _md5_notop, _preprocessing) in _FILES.items():
                 num_classes=1000,
                 class_names=_CLASS_IDS,
                 input_shape=(224, 224, 3),
-                include_top=_top,
-                preprocessing=_preprocessing,
+                include_top=top,
+                preprocessing=preprocessing,
                 license="See keras.applications (Apache-2.0 code; weights by the Keras team / original authors)",
                 source="keras.applications (Keras team)",
-                recipe="keras.applications " + _model + " (official file)",
-                default=_top,
+                recipe="keras.applications " + model + " (official file)",
+                default=top,
                 notes="the publisher pins only the MD5 hash; kzoo records no size for this file",
+                num_params=num_params_top if top else num_params_notop,
             )
         )

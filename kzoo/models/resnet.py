@@ -21,6 +21,7 @@ import keras
 from kzoo.errors import InvalidArgumentError, expected_received
 from kzoo.layers.shortcut import ZeroPadShortcut
 from kzoo.models._vision import check_vision_args, classifier, global_pooling
+from kzoo.models.imagenet_weights import CAFFE, TF, register_imagenet
 from kzoo.registry import ModelSpec, register_model
 
 PAPER_V1 = "He, Zhang, Ren & Sun 2015, Deep Residual Learning for Image Recognition, CVPR 2016"
@@ -290,4 +291,62 @@ for _variant, _n in CIFAR.items():
             stages=("stem", "stage1", "stage2", "stage3"),
             example=f"import kzoo\nmodel = kzoo.get('{_variant}')  # 32x32x3 in, 10 logits out",
         )
+    )
+
+
+# The official ImageNet files of keras.applications: (file stem, md5 with top, md5 without top,
+# parameters with top, parameters without top). The v2 ResNets expect "tf" preprocessing.
+IMAGENET_FILES = {
+    "resnet50": (
+        "resnet/resnet50",
+        "2cb95161c43110f7111970584f804107",
+        "4d473c1dd8becc155b73f8504c6f6626",
+        25_636_712,
+        23_587_712,
+    ),
+    "resnet101": (
+        "resnet/resnet101",
+        "f1aeb4b969a6efcfb50fad2f0c20cfc5",
+        "88cf7a10940856eca736dc7b7e228a21",
+        44_707_176,
+        42_658_176,
+    ),
+    "resnet152": (
+        "resnet/resnet152",
+        "100835be76be38e30d865e96f2aaae62",
+        "ee4c566cf9a93f14d82f913c2dc6dd0c",
+        60_419_944,
+        58_370_944,
+    ),
+    "resnet50v2": (
+        "resnet/resnet50v2",
+        "3ef43a0b657b3be2300d5770ece849e0",
+        "fac2f116257151a9d068a22e544a4917",
+        25_613_800,
+        23_564_800,
+    ),
+    "resnet101v2": (
+        "resnet/resnet101v2",
+        "6343647c601c52e1368623803854d971",
+        "c0ed64b8031c3730f411d2eb4eea35b5",
+        44_675_560,
+        42_626_560,
+    ),
+    "resnet152v2": (
+        "resnet/resnet152v2",
+        "a49b44d1979771252814e80f8ec446f9",
+        "ed17cf2e0169df9d443503ef94b23b33",
+        60_380_648,
+        58_331_648,
+    ),
+}
+for _name, (_stem, _md5_top, _md5_notop, _top, _notop) in IMAGENET_FILES.items():
+    register_imagenet(
+        _name,
+        stem=_stem,
+        md5_top=_md5_top,
+        md5_notop=_md5_notop,
+        preprocessing=TF if _name.endswith("v2") else CAFFE,
+        num_params_top=_top,
+        num_params_notop=_notop,
     )

@@ -12,6 +12,7 @@ import keras
 
 from kzoo.errors import InvalidArgumentError, expected_received
 from kzoo.models._vision import check_vision_args, classifier, global_pooling
+from kzoo.models.imagenet_weights import CAFFE, register_imagenet
 from kzoo.registry import ModelSpec, register_model
 
 PAPER = "Simonyan & Zisserman 2014, Very Deep Convolutional Networks for Large-Scale Image Recognition, ICLR 2015"
@@ -176,3 +177,33 @@ for _key, _config in CONFIGS.items():
                 example=f"import kzoo\nmodel = kzoo.get('{_key}', pretrained=False, num_classes=5)",
             )
         )
+
+
+# The official ImageNet files of keras.applications: (file stem, md5 with top, md5 without top,
+# parameters with top, parameters without top).
+IMAGENET_FILES = {
+    "vgg16": (
+        "vgg16/vgg16",
+        "64373286793e3c8b2b4e3219cbf3544b",
+        "6d6bbae143d832006294945121d1f1fc",
+        138_357_544,
+        14_714_688,
+    ),
+    "vgg19": (
+        "vgg19/vgg19",
+        "cbe5617147190e668d6c5d5026f83318",
+        "253f8cb515780f3b799900260a226db6",
+        143_667_240,
+        20_024_384,
+    ),
+}
+for _name, (_stem, _md5_top, _md5_notop, _top, _notop) in IMAGENET_FILES.items():
+    register_imagenet(
+        _name,
+        stem=_stem,
+        md5_top=_md5_top,
+        md5_notop=_md5_notop,
+        preprocessing=CAFFE,
+        num_params_top=_top,
+        num_params_notop=_notop,
+    )
