@@ -188,7 +188,7 @@ def attach(model: keras.Model, identity: ModelIdentity, *, name: str | None = No
         raise InvalidArgumentError(expected_received("model", "a functional keras.Model", type(model).__name__))
     names = {layer.name for layer in model.layers}
     taken = names & {IDENTITY_LAYER, PREPROCESSING_LAYER}
-    if taken or _identity_layer(model) is not None:
+    if taken:  # an identity of its own (one inside a nested kzoo model is fine: it is that model's)
         raise InvalidArgumentError(
             expected_received(
                 "model for kzoo.identity.attach",

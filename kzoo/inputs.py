@@ -215,6 +215,10 @@ def text_encoder(model: Any, identity: Any = None) -> Any:
         )
     elif kind == "hashing":
         encoder = text_lib.TokenFeatures(settings.get("num_bins", 16384), settings.get("max_word_length", 16))
+    elif kind == "strings":
+        raise InvalidArgumentError(
+            expected_received("model", "a model that tokenizes outside its graph", "kzoo.text.end_to_end's model")
+        )
     elif kind == "wordpiece":
         encoder = text_lib.WordPieceTokenizer(
             settings["vocabulary"],
@@ -231,6 +235,11 @@ def text_encoder(model: Any, identity: Any = None) -> Any:
 def encode_text(model: Any, identity: Any, texts: list) -> Any:
     """Raw texts (or lists of tokens, for taggers) as the model's inputs, NumPy arrays."""
     kind = identity.text.get("kind")
+    if kind == "strings":  # the vectorizer is in the graph (kzoo.text.end_to_end)
+        import tensorflow as tf
+
+        texts = [t if isinstance(t, str) else " ".join(t) for t in texts]
+        return tf.constant(np.asarray(texts, dtype=object).reshape(-1, 1), tf.string)
     encoder = text_encoder(model, identity)
     input_names = [t.name.split(":")[0] for t in model.inputs]
     if kind == "wordpiece":

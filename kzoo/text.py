@@ -174,14 +174,30 @@ def text_datasets(
 
 
 def end_to_end(model: Any, vectorizer: Any, *, max_length: int = DEFAULT_LENGTHS[-1], name: str | None = None) -> Any:
-    """``model`` with ``vectorizer`` in front: raw strings in, the model's outputs out.
+    """``model`` with ``vectorizer`` in its graph: raw strings in, the model's outputs out.
 
-    The vocabulary travels inside the model (``model.save("m.keras")`` keeps it). Texts
-    are cut to ``max_length`` tokens; the classifiers mask padding, so the logits are
-    those of the bucketed training pipeline.
+    The vectorizer is a layer of the returned model, so its vocabulary is saved inside the
+    ``.keras`` file and a SavedModel export takes strings. ``predict`` takes a list of strings,
+    a NumPy string array or a ``tf.constant``. Texts are cut to ``max_length`` tokens; the
+    classifiers mask padding, so the logits are those of the bucketed training pipeline. (To
+    tokenize outside the graph instead, as the pretrained models do, see :func:`with_text`.)
+    WordPiece tokenizers are made of tensorflow-text ops, not a Keras layer: use the BERT model
+    itself, which takes raw strings (``kzoo.get("bert_tiny_classifier", pretrained="sst2")``).
     """
     import keras
 
+    from kzoo import identity as identity_lib
+
+    if isinstance(vectorizer, WordPieceTokenizer) or not hasattr(vectorizer, "get_vocabulary"):
+        raise InvalidArgumentError(
+            expected_received(
+                "end_to_end: vectorizer",
+                "a keras TextVectorization layer (kzoo.text.vectorizer)",
+                type(vectorizer).__name__,
+                "A BERT model from kzoo.get takes raw strings itself; for your own BERT use "
+                "kzoo.text.with_text(model, tokenizer).",
+            )
+        )
     config = vectorizer.get_config()
     fixed = keras.layers.TextVectorization(
         standardize=config["standardize"],
@@ -193,7 +209,12 @@ def end_to_end(model: Any, vectorizer: Any, *, max_length: int = DEFAULT_LENGTHS
     )
     text = keras.Input(shape=(1,), dtype="string", name="text")
     outputs = model(keras.ops.cast(fixed(text), "int32"))
-    return keras.Model(text, outputs, name=name or f"{model.name}_text")
+    plain = keras.Model(text, outputs, name=name or f"{model.name}_text")
+    inner = identity_lib.of(model) or identity_lib.ModelIdentity()
+    # Its own identity says the strings go into the graph as they are (inputs.prepare turns a
+    # list or NumPy array of them into the (N, 1) string tensor the input takes).
+    identity = inner.replace(text={"kind": "strings"}, preprocessing=None, preprocessing_in_model=False)
+    return identity_lib.attach(plain, identity)
 
 
 def _text_settings(model: Any, kind: str, expected: str, fix: str) -> dict[str, Any]:

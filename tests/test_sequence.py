@@ -49,6 +49,11 @@ def test_classifier_logits_ignore_padding_and_raw_strings_round_trip(tmp_path):
     strings.save(tmp_path / "sentiment.keras")
     restored = keras.saving.load_model(tmp_path / "sentiment.keras")
     np.testing.assert_allclose(restored.predict(tf.constant([["a charming and moving film"]]), verbose=0), short, 1e-5)
+    # Lists and NumPy arrays of strings too (Keras alone refuses NumPy string arrays).
+    np.testing.assert_allclose(restored.predict(["a charming and moving film"], verbose=0), short, 1e-5)
+    np.testing.assert_allclose(restored.predict(np.array(["a charming and moving film"]), verbose=0), short, 1e-5)
+    with pytest.raises(errors.InvalidArgumentError, match="takes raw strings itself"):
+        text.end_to_end(model, text.WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "film"]))
 
 
 def test_vectorizer_needs_texts_or_a_vocabulary():
