@@ -201,7 +201,7 @@ def _check_images(model: Any, identity: Any, x: Any, purpose: str) -> None:
 def text_encoder(model: Any, identity: Any = None) -> Any:
     """The tokenizer a text model carries (built once per model object and kept on it)."""
     from kzoo import identity as identity_lib
-    from kzoo import text as text_lib
+    from kzoo import tokenizers as text_lib
 
     cached = getattr(model, "_kzoo_text_encoder", None)
     if cached is not None:

@@ -18,14 +18,33 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
+from kzoo import tokenizers as tokenizers_lib
+from kzoo.embeddings import (  # noqa: F401  (re-exported: kzoo.text.nearest etc. keep working)
+    analogy,
+    cbow_examples,
+    corpus_lines,
+    embedding_matrix,
+    id_stream,
+    load_embeddings,
+    nearest,
+    ranking_accuracy,
+    skipgram_examples,
+    token_counts,
+)
 from kzoo.errors import InvalidArgumentError, expected_received, import_tensorflow
+from kzoo.tokenizers import (  # noqa: F401  (re-exported: kzoo.text.TokenFeatures etc. keep working)
+    BERT_RESERVED,
+    TokenFeatures,
+    WordPieceTokenizer,
+    wordpiece_vocabulary,
+)
+
+vectorizer = tokenizers_lib.vectorizer  # re-exported (parameters below are named vectorizer too)
 
 DEFAULT_LENGTHS = (16, 32, 64, 128)
 CONLL_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
@@ -34,56 +53,6 @@ CONLL_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC
 # --------------------------------------------------------------------------------------
 # Vocabulary and bucketing
 # --------------------------------------------------------------------------------------
-
-
-def vectorizer(
-    texts: Iterable[str] | None = None,
-    *,
-    vocabulary: Sequence[str] | str | Path | None = None,
-    max_tokens: int | None = 20000,
-    standardize: str | None = "lower_and_strip_punctuation",
-    split: str | None = "whitespace",
-    output_sequence_length: int | None = None,
-) -> Any:
-    """A ``keras.layers.TextVectorization`` turning strings into token ids.
-
-    Args:
-        texts: Texts to learn the vocabulary from (the most frequent ``max_tokens``).
-        vocabulary: A known vocabulary instead (a list, or a file with one token a line,
-            padding and ``[UNK]`` excluded, as ``get_vocabulary()[2:]`` gives).
-        max_tokens: Vocabulary size including padding (0) and ``[UNK]`` (1).
-        standardize: As in TextVectorization (``None`` keeps the text as is).
-        split: As in TextVectorization.
-        output_sequence_length: Pad or cut every output to this length; ``None`` gives
-            ragged ids of each text's own length (what the bucketing pipelines want).
-
-    Returns:
-        The adapted layer; ``layer.vocabulary_size()`` is the ``vocab_size`` for the models.
-    """
-    import keras
-
-    if (texts is None) == (vocabulary is None):
-        raise InvalidArgumentError(
-            expected_received("texts / vocabulary", "exactly one of them", "both" if texts is not None else "neither")
-        )
-    layer = keras.layers.TextVectorization(
-        max_tokens=max_tokens if vocabulary is None else None,
-        standardize=standardize,
-        split=split,
-        output_mode="int",
-        output_sequence_length=output_sequence_length,
-        ragged=output_sequence_length is None,
-    )
-    if vocabulary is not None:
-        if isinstance(vocabulary, (str, Path)):
-            vocabulary = Path(vocabulary).read_text(encoding="utf-8").splitlines()
-        layer.set_vocabulary(list(vocabulary))
-        return layer
-    texts = list(texts)
-    if not texts:
-        raise InvalidArgumentError(expected_received("texts", "at least one text", "none"))
-    layer.adapt(np.asarray(texts, dtype=object), batch_size=1024)
-    return layer
 
 
 def _check_lengths(lengths: Any) -> tuple[int, ...]:
@@ -294,34 +263,6 @@ def with_text(model: Any, encoder: Any, *, max_length: int | None = DEFAULT_LENG
 # --------------------------------------------------------------------------------------
 
 
-class TokenFeatures:
-    """Word and character ids for the tokens of one sentence, with no vocabulary.
-
-    Words are lower-cased and hashed into ``num_bins`` ids by ``keras.layers.Hashing``
-    (FarmHash, the same on every machine; 0 is padding); characters are the bytes of the
-    word's UTF-8 code points clipped to 255, plus one (0 is padding), ``max_word_length``
-    per word. Use it inside ``tf.data`` (it is made of TensorFlow string ops).
-    """
-
-    def __init__(self, num_bins: int = 16384, max_word_length: int = 16) -> None:
-        import keras
-
-        if not isinstance(num_bins, int) or num_bins < 2:
-            raise InvalidArgumentError(expected_received("num_bins", "an int >= 2", num_bins))
-        self.num_bins, self.max_word_length = num_bins, max_word_length
-        self.hashing = keras.layers.Hashing(num_bins=num_bins, mask_value="")
-
-    def __call__(self, tokens: Any) -> dict[str, Any]:
-        tf = import_tensorflow("kzoo.text.TokenFeatures (TensorFlow string ops)")
-
-        tokens = tf.convert_to_tensor(tokens, tf.string)
-        words = tf.cast(self.hashing(tf.strings.lower(tokens)), tf.int32)
-        codes = tf.strings.unicode_decode(tokens, "UTF-8", errors="replace", replacement_char=255)
-        chars = tf.minimum(codes, 255) + 1
-        chars = chars.to_tensor(0, shape=tf.concat([tf.shape(tokens), [self.max_word_length]], 0))
-        return {"words": words, "chars": tf.cast(chars, tf.int32)}
-
-
 def tagging_datasets(
     sentences: Sequence[Sequence[str]],
     tags: Sequence[Sequence[int]],
@@ -468,197 +409,6 @@ def conll_f1(true_tags: Sequence[Sequence[str]], predicted_tags: Sequence[Sequen
     return {"precision": precision, "recall": recall, "f1": f1, "chunks": gold, "found": guessed, "correct": correct}
 
 
-# --------------------------------------------------------------------------------------
-# Embedding queries
-# --------------------------------------------------------------------------------------
-
-
-def _normalized(vectors: Any) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype="float32")
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-
-
-def _index(vocabulary: Sequence[str], word: str) -> int:
-    try:
-        return list(vocabulary).index(word)
-    except ValueError:
-        raise InvalidArgumentError(
-            expected_received("word", "a word of the vocabulary", word, "Check spelling and lower case.")
-        ) from None
-
-
-def nearest(
-    vectors: Any, vocabulary: Sequence[str], word: str, k: int = 5, *, exclude: Iterable[str] = ()
-) -> list[tuple[str, float]]:
-    """The ``k`` words whose vectors have the highest cosine similarity to ``word``'s.
-
-    ``vocabulary`` is indexed like ``vectors``; entries 0 and 1 (padding and ``[UNK]`` of a
-    TextVectorization vocabulary) are never returned.
-    """
-    return _closest(vectors, vocabulary, np.asarray(vectors, "float32")[_index(vocabulary, word)], k, {word, *exclude})
-
-
-def analogy(vectors: Any, vocabulary: Sequence[str], a: str, b: str, c: str, k: int = 5) -> list[tuple[str, float]]:
-    """Words closest to ``a - b + c`` (``king - man + woman``), the three query words excluded (3CosAdd)."""
-    unit = _normalized(vectors)
-    query = unit[_index(vocabulary, a)] - unit[_index(vocabulary, b)] + unit[_index(vocabulary, c)]
-    return _closest(vectors, vocabulary, query, k, {a, b, c})
-
-
-def _closest(vectors: Any, vocabulary: Sequence[str], query: np.ndarray, k: int, exclude: set) -> list:
-    unit = _normalized(vectors)
-    scores = unit @ (query / max(float(np.linalg.norm(query)), 1e-12))
-    order = np.argsort(-scores)
-    words = list(vocabulary)
-    result = []
-    for i in order:
-        if words[i] in exclude or i < 2:  # 0 and 1 are padding and [UNK]
-            continue
-        result.append((words[i], float(scores[i])))
-        if len(result) == k:
-            break
-    return result
-
-
-# --------------------------------------------------------------------------------------
-# word2vec training examples
-# --------------------------------------------------------------------------------------
-
-
-def _unigram_sampler(counts: np.ndarray, power: float = 0.75) -> np.ndarray:
-    """Sampling probabilities of negatives: unigram counts ** 3/4, never padding or [UNK]."""
-    weights = np.asarray(counts, "float64") ** power
-    weights[:2] = 0.0
-    return weights / weights.sum()
-
-
-def _subsample(ids: np.ndarray, counts: np.ndarray, threshold: float, rng: Any) -> np.ndarray:
-    """Drops frequent words as word2vec does: keep with probability (sqrt(f/t) + 1) * t/f."""
-    frequency = np.asarray(counts, "float64")[ids] / max(float(np.sum(counts)), 1.0)
-    keep = (np.sqrt(frequency / threshold) + 1.0) * threshold / np.maximum(frequency, 1e-12)
-    return ids[(rng.random(len(ids)) < keep) & (ids > 1)]
-
-
-def token_counts(ids: np.ndarray, vocab_size: int) -> np.ndarray:
-    """How often each id occurs in the flat id array ``ids``."""
-    return np.bincount(np.asarray(ids).ravel(), minlength=vocab_size)[:vocab_size]
-
-
-def skipgram_examples(
-    ids: np.ndarray,
-    counts: np.ndarray,
-    *,
-    window: int = 4,
-    num_negatives: int = 5,
-    subsample: float = 1e-4,
-    seed: int = 0,
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Skip-gram examples from a flat id stream, as word2vec draws them.
-
-    Frequent words are subsampled, each position uses a window of random size 1..``window``
-    (nearer words count more), and every (target, context) pair gets ``num_negatives``
-    candidates from the unigram distribution ** 3/4. Returns ``({"target", "context"},
-    labels)`` with ``context`` ``(n, 1 + num_negatives)`` and labels ``[1, 0, ..., 0]``.
-    """
-    rng = np.random.default_rng(seed)
-    stream = _subsample(np.asarray(ids), counts, subsample, rng)
-    reach = rng.integers(1, window + 1, size=len(stream))
-    targets, contexts = [], []
-    for offset in range(1, window + 1):
-        left, right = stream[:-offset], stream[offset:]
-        for centre, neighbour, near in ((left, right, reach[:-offset]), (right, left, reach[offset:])):
-            chosen = near >= offset
-            targets.append(centre[chosen])
-            contexts.append(neighbour[chosen])
-    target, context = np.concatenate(targets), np.concatenate(contexts)
-    order = rng.permutation(len(target))
-    target, context = target[order], context[order]
-    negatives = rng.choice(len(counts), size=(len(target), num_negatives), p=_unigram_sampler(counts))
-    candidates = np.concatenate([context[:, None], negatives], axis=1).astype("int32")
-    labels = np.zeros(candidates.shape, "float32")
-    labels[:, 0] = 1.0
-    return {"target": target[:, None].astype("int32"), "context": candidates}, labels
-
-
-def cbow_examples(
-    ids: np.ndarray,
-    counts: np.ndarray,
-    *,
-    window: int = 4,
-    num_negatives: int = 5,
-    subsample: float = 1e-4,
-    seed: int = 0,
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """CBOW examples: the ``2 * window`` neighbours (0-padded at the ends) and candidates.
-
-    Returns ``({"context", "candidates"}, labels)`` with the true centre word first.
-    """
-    rng = np.random.default_rng(seed)
-    stream = _subsample(np.asarray(ids), counts, subsample, rng)
-    padded = np.concatenate([np.zeros(window, stream.dtype), stream, np.zeros(window, stream.dtype)])
-    positions = np.arange(len(stream))[:, None] + window
-    offsets = np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])
-    context = padded[positions + offsets].astype("int32")
-    order = rng.permutation(len(stream))
-    negatives = rng.choice(len(counts), size=(len(stream), num_negatives), p=_unigram_sampler(counts))
-    candidates = np.concatenate([stream[:, None], negatives], axis=1)[order].astype("int32")
-    labels = np.zeros(candidates.shape, "float32")
-    labels[:, 0] = 1.0
-    return {"context": context[order], "candidates": candidates}, labels
-
-
-def embedding_matrix(
-    vectors: Any, vocabulary: Sequence[str], target_vocabulary: Sequence[str], *, seed: int = 0
-) -> tuple[np.ndarray, float]:
-    """Word vectors rearranged for another vocabulary (e.g. a classifier's ``embedding`` layer).
-
-    Words the vectors do not know get small random vectors; padding (index 0) gets zeros.
-    Returns the matrix and the fraction of ``target_vocabulary`` that was found.
-    """
-    vectors = np.asarray(vectors, "float32")
-    index = {word: i for i, word in enumerate(vocabulary) if i >= 2}
-    rng = np.random.default_rng(seed)
-    matrix = rng.normal(0.0, float(vectors[2:].std()), (len(target_vocabulary), vectors.shape[1])).astype("float32")
-    matrix[0] = 0.0
-    found = 0
-    for i, word in enumerate(target_vocabulary):
-        if i >= 2 and word in index:
-            matrix[i] = vectors[index[word]]
-            found += 1
-    return matrix, found / max(len(target_vocabulary) - 2, 1)
-
-
-def load_embeddings(
-    model: Any,
-    vectors: Any,
-    vocabulary: Sequence[str],
-    target_vocabulary: Sequence[str],
-    *,
-    trainable: bool = False,
-    layer: str = "embedding",
-) -> float:
-    """Puts word vectors (e.g. word2vec's) into a model's embedding layer, frozen by default.
-
-    ``target_vocabulary`` is the vocabulary the model's ids index (its vectorizer's
-    ``get_vocabulary()``). Returns the fraction of it the vectors covered.
-    """
-    embedding = model.get_layer(layer)
-    matrix, found = embedding_matrix(vectors, vocabulary, target_vocabulary)
-    expected = tuple(embedding.embeddings.shape)
-    if matrix.shape != expected:
-        raise InvalidArgumentError(
-            expected_received(
-                f"vectors for layer {layer!r}",
-                f"shape {expected} (vocab_size, embedding_dim)",
-                matrix.shape,
-                "Build the model with vocab_size=len(target_vocabulary) and the vectors' embedding_dim.",
-            )
-        )
-    embedding.embeddings.assign(matrix)
-    embedding.trainable = trainable
-    return found
-
-
 def embeddings_for(model: Any) -> tuple[np.ndarray, list[str]]:
     """The word vectors of a pretrained word2vec model and the vocabulary they are indexed by."""
     from kzoo.models.word2vec import word_vectors
@@ -666,185 +416,9 @@ def embeddings_for(model: Any) -> tuple[np.ndarray, list[str]]:
     return word_vectors(model), vectorizer_for(model).get_vocabulary()
 
 
-def ranking_accuracy(
-    model: Any, ids: np.ndarray, counts: np.ndarray, *, window: int = 4, subsample: float = 1e-4, seed: int = 123
-) -> float:
-    """How often a word2vec model scores the true word above all its sampled negatives.
-
-    Examples are drawn from the id stream ``ids`` as in training (frequent words
-    subsampled at ``subsample``, dynamic windows), negatives from ``counts`` (the training
-    corpus' counts); chance is ``1 / (1 + num_negatives)``.
-    """
-    names = [tensor.name.split(":")[0] for tensor in model.inputs]
-    num_negatives = int(model.inputs[1].shape[1]) - 1
-    draw = skipgram_examples if names[0] == "target" else cbow_examples
-    if names[0] != "target":
-        window = int(model.inputs[0].shape[1]) // 2
-    x, _ = draw(ids, counts, window=window, num_negatives=num_negatives, subsample=subsample, seed=seed)
-    scores = np.asarray(model.predict([x[name] for name in names], batch_size=4096, verbose=0))
-    return float(np.mean(scores[:, 0] > scores[:, 1:].max(axis=1)))
-
-
-def corpus_lines(*names: str) -> list[str]:
-    """The non-empty lines of shared-data corpora (``kzoo.data.load_text_corpus`` names),
-    WikiText's ``= heading =`` lines left out."""
-    from kzoo import data
-
-    return [
-        line
-        for name in names
-        for line in data.load_text_corpus(name).splitlines()
-        if line.strip() and not line.strip().startswith("=")
-    ]
-
-
-def id_stream(vectorizer: Any, lines: Sequence[str]) -> np.ndarray:
-    """All lines vectorized (ragged ids) and joined into one flat id array."""
-    rows = vectorizer(list(lines)).numpy()
-    return np.concatenate([np.asarray(row, "int64") for row in rows if len(row)])
-
-
 # --------------------------------------------------------------------------------------
 # WordPiece (BERT)
 # --------------------------------------------------------------------------------------
-
-BERT_RESERVED = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-
-
-def wordpiece_vocabulary(
-    texts: Iterable[str], *, vocab_size: int = 8192, lowercase: bool = True, path: str | os.PathLike | None = None
-) -> list[str]:
-    """Learns a WordPiece vocabulary from ``texts`` with tensorflow-text's BERT learner.
-
-    The reserved tokens come first (``[PAD]`` = 0, ``[UNK]``, ``[CLS]``, ``[SEP]``,
-    ``[MASK]``); ``vocab_size`` is the learner's target (the result is close to it).
-    With ``path`` the vocabulary is also written there, one token per line.
-    """
-    import tensorflow as tf
-    from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset as learner
-
-    if not isinstance(vocab_size, int) or vocab_size <= len(BERT_RESERVED):
-        raise InvalidArgumentError(expected_received("vocab_size", f"an int > {len(BERT_RESERVED)}", vocab_size))
-    texts = [t for t in texts if t.strip()]
-    if not texts:
-        raise InvalidArgumentError(expected_received("texts", "at least one non-empty string", "none"))
-    vocabulary = learner.bert_vocab_from_dataset(
-        tf.data.Dataset.from_tensor_slices(tf.constant(texts)).batch(1024),
-        vocab_size=vocab_size,
-        reserved_tokens=list(BERT_RESERVED),
-        bert_tokenizer_params={"lower_case": lowercase},
-        learn_params={},
-    )
-    if path is not None:
-        Path(path).write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
-    return vocabulary
-
-
-class WordPieceTokenizer:
-    """Raw strings -> BERT inputs, with tensorflow-text's ``BertTokenizer``.
-
-    ``tokenizer(texts)`` (or ``tokenizer(texts, second_texts)`` for sentence pairs) gives
-    ``{"token_ids", "segment_ids", "padding_mask"}``, int32, padded to
-    ``sequence_length``: ``[CLS] A [SEP] (B [SEP])``, the longer segment cut first when
-    they do not fit. :meth:`ragged_inputs` gives the same unpadded, for
-    :func:`text_datasets` to pad to a few length buckets. Made of TensorFlow ops, so it
-    runs inside ``tf.data``.
-
-    Args:
-        vocabulary: A list of tokens or a vocabulary file (one per line), reserved
-            tokens included (see :func:`wordpiece_vocabulary`).
-        sequence_length: Padded length, special tokens included.
-        lowercase: Lower-case (and strip accents) before splitting, as the vocabulary
-            was learned.
-    """
-
-    def __init__(self, vocabulary: Any, *, sequence_length: int = 128, lowercase: bool = True) -> None:
-        import tensorflow as tf
-        import tensorflow_text as tf_text
-
-        if isinstance(vocabulary, (str, os.PathLike)):
-            vocabulary = Path(vocabulary).read_text(encoding="utf-8").splitlines()
-        self.vocabulary = list(vocabulary)
-        missing = [t for t in BERT_RESERVED if t not in self.vocabulary]
-        if missing or self.vocabulary[0] != "[PAD]":
-            raise InvalidArgumentError(
-                expected_received(
-                    "vocabulary",
-                    f"a WordPiece vocabulary starting with [PAD] and holding {list(BERT_RESERVED)}",
-                    f"first token {self.vocabulary[:1]}, missing {missing}",
-                    "Learn one with kzoo.text.wordpiece_vocabulary(texts).",
-                )
-            )
-        if not isinstance(sequence_length, int) or sequence_length < 3:
-            raise InvalidArgumentError(expected_received("sequence_length", "an int >= 3", sequence_length))
-        self.sequence_length, self.lowercase = sequence_length, lowercase
-        self.ids = {token: self.vocabulary.index(token) for token in BERT_RESERVED}
-        table = tf.lookup.StaticVocabularyTable(
-            tf.lookup.KeyValueTensorInitializer(self.vocabulary, tf.range(len(self.vocabulary), dtype=tf.int64)),
-            num_oov_buckets=1,
-        )
-        self._tokenizer = tf_text.BertTokenizer(table, lower_case=lowercase, token_out_type=tf.int32)
-
-    @property
-    def vocabulary_size(self) -> int:
-        return len(self.vocabulary)
-
-    def tokenize(self, texts: Any) -> Any:
-        """WordPiece ids of each text, ragged ``(texts, pieces)``, no special tokens."""
-        import tensorflow as tf
-
-        return self._tokenizer.tokenize(tf.convert_to_tensor(texts, tf.string)).merge_dims(-2, -1)
-
-    def ragged_inputs(self, texts: Any, second_texts: Any = None) -> dict[str, Any]:
-        """``token_ids``, ``segment_ids`` and ``padding_mask`` of each text, ragged."""
-        import tensorflow as tf
-        import tensorflow_text as tf_text
-
-        segments = [self.tokenize(texts)] + ([] if second_texts is None else [self.tokenize(second_texts)])
-        budget = self.sequence_length - 1 - len(segments)
-        segments = tf_text.RoundRobinTrimmer(max_seq_length=budget).trim(segments)
-        ids, segment_ids = tf_text.combine_segments(segments, self.ids["[CLS]"], self.ids["[SEP]"])
-        ids = tf.cast(ids, tf.int32)
-        return {"token_ids": ids, "segment_ids": tf.cast(segment_ids, tf.int32), "padding_mask": tf.ones_like(ids)}
-
-    def __call__(self, texts: Any, second_texts: Any = None) -> dict[str, Any]:
-        import tensorflow as tf
-
-        ragged = self.ragged_inputs(texts, second_texts)
-        shape = [None, self.sequence_length]
-        return {key: tf.cast(value.to_tensor(shape=shape), tf.int32) for key, value in ragged.items()}
-
-    def word_starts(self, sentences: Sequence[Sequence[str]]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        """Pre-split sentences (lists of words) as ``[CLS] pieces [SEP]`` ids, cut to
-        ``sequence_length``, and the position of each word's first piece (a word cut off
-        gets the position of the final ``[SEP]`` or beyond)."""
-        import tensorflow as tf
-
-        words = tf.ragged.constant([list(s) for s in sentences])
-        pieces = self._tokenizer.tokenize(words).merge_dims(-2, -1).to_list()  # [sentence][word][piece]
-        all_ids, all_starts = [], []
-        for sentence in pieces:
-            lengths = np.array([len(word) for word in sentence])
-            starts = 1 + np.concatenate([[0], np.cumsum(lengths)[:-1]])
-            body = [piece for word in sentence for piece in word][: self.sequence_length - 2]
-            all_ids.append(np.asarray([self.ids["[CLS]"], *body, self.ids["[SEP]"]], "int32"))
-            all_starts.append(starts.astype("int64"))
-        return all_ids, all_starts
-
-    def detokenize(self, ids: Any) -> list[str]:
-        """Ids back to text (WordPiece continuations joined, special tokens dropped)."""
-        words = []
-        for row in np.asarray(ids).reshape(-1, np.shape(ids)[-1]):
-            pieces = [self.vocabulary[i] for i in row if 0 <= i < len(self.vocabulary)]
-            pieces = [p for p in pieces if p not in BERT_RESERVED or p == "[UNK]"]
-            words.append(" ".join(pieces).replace(" ##", ""))
-        return words
-
-    def save(self, path: str | os.PathLike) -> Path:
-        """Writes the vocabulary, one token per line (load it back with the constructor)."""
-        path = Path(path)
-        path.write_text("\n".join(self.vocabulary) + "\n", encoding="utf-8")
-        return path
 
 
 def tokenizer_for(model: Any) -> WordPieceTokenizer:

@@ -82,7 +82,7 @@ class PositionEmbedding(keras.layers.Layer):
                     f"{self.name}: sequence length",
                     f"at most max_sequence_length={self.max_length}",
                     length,
-                    "Cut the token ids (kzoo.text.WordPiecePreprocessor(sequence_length=...)).",
+                    "Cut the token ids (kzoo.text.WordPieceTokenizer(vocabulary, sequence_length=...)).",
                 )
             )
         length = ops.shape(inputs)[1]
