@@ -418,13 +418,15 @@ def _build(name: str, pretrained: Any, kwargs: dict[str, Any]) -> tuple:
     model_spec = spec(name)
     _check_kwargs(model_spec, kwargs)
     source = resolve_weights(model_spec, pretrained)
-    build_kwargs = {**model_spec.kwargs, **kwargs}
+    build_kwargs = dict(kwargs)
     record = source if isinstance(source, weights_lib.WeightsRecord) else None
     if record is not None:
         # Unless the caller says otherwise, build the configuration the weights were trained in.
         build_kwargs = {**record.builder_kwargs, **build_kwargs}
         for key, value in _record_configuration(model_spec, record).items():
             build_kwargs.setdefault(key, value)
+    # The variant's own arguments come first: the weights' and the caller's override them.
+    build_kwargs = {**model_spec.kwargs, **build_kwargs}
     model = model_spec.builder(**build_kwargs)
     inherited = None
     if record is not None:

@@ -260,20 +260,12 @@ def autoencoder_dense(
     )
 
 
-def autoencoder_deep(
-    *,
-    input_shape: tuple[int, int, int] | None = None,
-    latent_dim: int = 32,
-    hidden_units: tuple[int, ...] = (128, 64),
-    name: str = "autoencoder_deep",
-) -> keras.Model:
-    """Deep (stacked) dense autoencoder: 784 -> 128 -> 64 -> 32 -> 64 -> 128 -> 784 by default.
+# The deep (stacked) autoencoder is the dense one with hidden layers: 784-128-64-32-64-128-784.
+DEEP = {"hidden_units": (128, 64)}
 
-    Args:
-        input_shape: ``(height, width, channels)``; default ``(28, 28, 1)``.
-        latent_dim: Size of the code.
-        hidden_units: Encoder hidden layer sizes (the decoder mirrors them).
-        name: Model name.
+
+def autoencoder_deep(**kwargs: Any) -> keras.Model:
+    """Alias of ``autoencoder_dense(hidden_units=(128, 64), name="autoencoder_deep", ...)``.
 
     Example:
         >>> import kzoo
@@ -281,15 +273,7 @@ def autoencoder_deep(
 
     Reference: Hinton & Salakhutdinov 2006.
     """
-    return _variant(
-        kind="dense",
-        input_shape=input_shape,
-        latent_dim=latent_dim,
-        hidden_units=hidden_units,
-        filters=(),
-        noise_stddev=0.0,
-        name=name,
-    )
+    return autoencoder_dense(**{**DEEP, "name": "autoencoder_deep", **kwargs})
 
 
 def autoencoder_conv(
@@ -441,6 +425,9 @@ CARD_FACTS = {
 }
 
 
+# Variants that are another variant's builder with other defaults.
+_VARIANT_KWARGS = {"autoencoder_deep": {**DEEP, "name": "autoencoder_deep"}}
+
 for _name, _builder, _paper, _description, _test_kwargs in (
     (
         "autoencoder_dense",
@@ -451,7 +438,7 @@ for _name, _builder, _paper, _description, _test_kwargs in (
     ),
     (
         "autoencoder_deep",
-        autoencoder_deep,
+        autoencoder_dense,  # with DEEP's hidden layers (the variant's kwargs below)
         PAPER_AE,
         "Deep (stacked) dense autoencoder, 784-128-64-32-64-128-784.",
         {"input_shape": (8, 8, 1), "latent_dim": 3, "hidden_units": (6, 4)},
@@ -483,6 +470,7 @@ for _name, _builder, _paper, _description, _test_kwargs in (
             name=_name,
             **CARD_FACTS[_name],
             builder=_builder,
+            kwargs=_VARIANT_KWARGS.get(_name, {}),
             family="autoencoders",
             task="representation-learning",
             paper=_paper,

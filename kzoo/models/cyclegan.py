@@ -135,15 +135,24 @@ def _build_patchgan(
     return keras.Model(inputs, outputs, name=name)
 
 
-def cyclegan_generator_resnet6(
-    *, input_shape: tuple[int, int, int] | None = None, base_filters: int = 64, name: str = "cyclegan_generator_resnet6"
+def cyclegan_generator(
+    *,
+    residual_blocks: int = 9,
+    input_shape: tuple[int, int, int] | None = None,
+    base_filters: int = 64,
+    name: str | None = None,
 ) -> keras.Model:
-    """CycleGAN's ResNet generator with 6 residual blocks (the paper's choice for 128x128).
+    """CycleGAN's ResNet generator (Johnson et al.'s transformation network).
+
+    Registered as ``cyclegan_generator_resnet6`` (6 residual blocks, the paper's choice for
+    128x128) and ``cyclegan_generator_resnet9`` (9 blocks, for 256x256): the same builder with
+    another ``residual_blocks``.
 
     Args:
+        residual_blocks: Residual blocks between the down- and up-sampling convolutions.
         input_shape: ``(height, width, channels)``, sides divisible by 4; default ``(128, 128, 3)``.
         base_filters: Width of the first convolution (the paper's 64).
-        name: Model name.
+        name: Model name; default ``cyclegan_generator_resnet<blocks>``.
 
     Example:
         >>> import kzoo
@@ -152,22 +161,22 @@ def cyclegan_generator_resnet6(
 
     Reference: Zhu et al. 2017; Johnson, Alahi & Fei-Fei 2016.
     """
-    return _build_resnet_generator(input_shape=input_shape, blocks=6, base_filters=base_filters, name=name)
+    return _build_resnet_generator(
+        input_shape=input_shape,
+        blocks=residual_blocks,
+        base_filters=base_filters,
+        name=name or f"cyclegan_generator_resnet{residual_blocks}",
+    )
 
 
-def cyclegan_generator_resnet9(
-    *, input_shape: tuple[int, int, int] | None = None, base_filters: int = 64, name: str = "cyclegan_generator_resnet9"
-) -> keras.Model:
-    """CycleGAN's ResNet generator with 9 residual blocks (the paper's choice for 256x256).
+def cyclegan_generator_resnet6(**kwargs: Any) -> keras.Model:
+    """Alias of ``cyclegan_generator(residual_blocks=6, ...)``."""
+    return cyclegan_generator(**{"residual_blocks": 6, **kwargs})
 
-    Args:
-        input_shape: ``(height, width, channels)``, sides divisible by 4; default ``(128, 128, 3)``.
-        base_filters: Width of the first convolution (the paper's 64).
-        name: Model name.
 
-    Reference: Zhu et al. 2017; Johnson, Alahi & Fei-Fei 2016.
-    """
-    return _build_resnet_generator(input_shape=input_shape, blocks=9, base_filters=base_filters, name=name)
+def cyclegan_generator_resnet9(**kwargs: Any) -> keras.Model:
+    """Alias of ``cyclegan_generator(residual_blocks=9, ...)``."""
+    return cyclegan_generator(**{"residual_blocks": 9, **kwargs})
 
 
 def patchgan_discriminator(
@@ -200,23 +209,26 @@ CARD_FACTS = {
 }
 
 
-for _name, _builder, _description, _test_kwargs in (
+for _name, _builder, _kwargs, _description, _test_kwargs in (
     (
         "cyclegan_generator_resnet6",
-        cyclegan_generator_resnet6,
+        cyclegan_generator,
+        {"residual_blocks": 6},
         "CycleGAN ResNet generator, 6 residual blocks, instance norm, reflection padding (train with "
         "kzoo.generative.CycleGAN).",
         {"input_shape": (8, 8, 3), "base_filters": 2},
     ),
     (
         "cyclegan_generator_resnet9",
-        cyclegan_generator_resnet9,
+        cyclegan_generator,
+        {"residual_blocks": 9},
         "CycleGAN ResNet generator, 9 residual blocks.",
         {"input_shape": (8, 8, 3), "base_filters": 2},
     ),
     (
         "patchgan_discriminator",
         patchgan_discriminator,
+        {},
         "70x70 PatchGAN discriminator with instance norm: one logit per image patch.",
         {"input_shape": (24, 24, 3), "base_filters": 2},
     ),
@@ -226,6 +238,7 @@ for _name, _builder, _description, _test_kwargs in (
             name=_name,
             **CARD_FACTS[_name],
             builder=_builder,
+            kwargs=_kwargs,
             family="cyclegan",
             task="image-to-image",
             paper=PAPER,

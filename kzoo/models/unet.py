@@ -165,8 +165,10 @@ def unet(
     """U-Net as in the paper: valid convolutions, 572x572 in, 388x388 out, 31,030,658 parameters.
 
     Args:
-        input_shape: ``(height, width, channels)``; each side must be one the valid network
-            can take (572, 556, ...: the error lists the nearest). Default ``(572, 572, 1)``.
+        input_shape: ``(height, width, channels)``; with ``padding="valid"`` each side must be
+            one the valid network can take (572, 556, ...: the error lists the nearest), with
+            ``"same"`` divisible by ``2 ** depth``. Default ``(572, 572, 1)`` (valid) or
+            ``(256, 256, 1)`` (same).
         num_classes: Output channels: logits per class (the paper: 2), or 1 for a single
             binary logit map.
         include_top: Keep the final 1x1 convolution; ``False`` ends at the last decoder block.
@@ -199,39 +201,19 @@ def unet(
         padding=padding,
         batch_norm=batch_norm,
         dropout=dropout,
-        default_input_shape=(572, 572, 1),
+        # The paper's valid-padded 572x572 input, or a size every level halves cleanly.
+        default_input_shape=(572, 572, 1) if padding == "valid" else (256, 256, 1),
     )
 
 
-def unet_modern(
-    *,
-    input_shape: tuple[int, int, int] | None = None,
-    num_classes: int = 1,
-    include_top: bool = True,
-    pooling: str | None = None,
-    classifier_activation: Any = None,
-    name: str = "unet_modern",
-    depth: int = 4,
-    base_filters: int = 32,
-    padding: str = "same",
-    batch_norm: bool = True,
-    dropout: float = 0.0,
-) -> keras.Model:
-    """The modern U-Net: same-padded convolutions with BatchNormalization; output size = input size.
+# The "modern" U-Net is the same builder with today's defaults: same padding (output = input
+# size), BatchNorm, narrower, no dropout, one binary logit map.
+MODERN = {"num_classes": 1, "base_filters": 32, "padding": "same", "batch_norm": True, "dropout": 0.0}
 
-    Args:
-        input_shape: ``(height, width, channels)``, sides divisible by ``2 ** depth``;
-            default ``(256, 256, 1)``.
-        num_classes: 1 for a binary logit map (default), or the number of classes.
-        include_top: Keep the final 1x1 convolution.
-        pooling: Must be ``None``.
-        classifier_activation: ``None`` for logits.
-        name: Model name.
-        depth: Number of poolings.
-        base_filters: Filters of the first level, doubled per level.
-        padding: ``"same"`` (default) or ``"valid"``.
-        batch_norm: BatchNormalization after each convolution.
-        dropout: Dropout at the end of the contracting path.
+
+def unet_modern(**kwargs: Any) -> keras.Model:
+    """Alias of ``unet(**MODERN, name="unet_modern", ...)``: same padding, BatchNorm, 32 base
+    filters, no dropout, one binary logit map; default input ``(256, 256, 1)``.
 
     Example:
         >>> import kzoo
@@ -239,20 +221,7 @@ def unet_modern(
         >>> model.output_shape
         (None, 128, 128, 1)
     """
-    return _build_unet(
-        input_shape=input_shape,
-        num_classes=num_classes,
-        include_top=include_top,
-        pooling=pooling,
-        classifier_activation=classifier_activation,
-        name=name,
-        depth=depth,
-        base_filters=base_filters,
-        padding=padding,
-        batch_norm=batch_norm,
-        dropout=dropout,
-        default_input_shape=(256, 256, 1),
-    )
+    return unet(**{**MODERN, "name": "unet_modern", **kwargs})
 
 
 def _stages(depth: int = 4) -> tuple[str, ...]:
@@ -297,7 +266,8 @@ register_model(
     ModelSpec(
         name="unet_modern",
         **CARD_FACTS["unet_modern"],
-        builder=unet_modern,
+        builder=unet,
+        kwargs={**MODERN, "name": "unet_modern"},
         family="unet",
         task="image-segmentation",
         paper=PAPER + " (same padding and BatchNormalization: the common modern variant)",
