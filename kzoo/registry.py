@@ -57,7 +57,10 @@ class ModelSpec:
         family: Family name (``"lenet"``), also the module in ``kzoo/models/``.
         task: One of :data:`TASKS`.
         paper: Reference, e.g. ``"LeCun et al. 1998, Gradient-based learning ..."``.
-        kwargs: Builder arguments that make this variant (``config=...``).
+        kwargs: Builder arguments that make this variant (``config=...``, ``head=...``); the
+            caller may override them, a weights record may not.
+        defaults: Builder defaults of this variant that a weights record may override (a
+            variant that is another's builder with other defaults: ``unet_modern``'s widths).
         test_kwargs: Overrides giving a tiny, fast configuration for the registry-wide tests.
         head_layers: Names of the layers that depend on ``num_classes``; they are
             re-initialised when the requested classes differ from the weights'.
@@ -82,6 +85,7 @@ class ModelSpec:
     task: str
     paper: str
     kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
     test_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     head_layers: tuple[str, ...] = ("predictions",)
     stem_layer: str | None = None
@@ -94,7 +98,7 @@ class ModelSpec:
 
     def build(self, **kwargs: Any) -> Any:
         """Builds the variant with random weights; ``kwargs`` override its defaults."""
-        return self.builder(**{**self.kwargs, **kwargs})
+        return self.builder(**{**self.defaults, **self.kwargs, **kwargs})
 
     def sample_inputs(self, model: Any, batch_size: int = 2, seed: int = 0) -> Any:
         """Inputs that ``model`` (built from this spec) accepts, for tests and benchmarks."""
@@ -418,15 +422,13 @@ def _build(name: str, pretrained: Any, kwargs: dict[str, Any]) -> tuple:
     model_spec = spec(name)
     _check_kwargs(model_spec, kwargs)
     source = resolve_weights(model_spec, pretrained)
-    build_kwargs = dict(kwargs)
     record = source if isinstance(source, weights_lib.WeightsRecord) else None
+    # Unless the caller says otherwise, build the configuration the weights were trained in:
+    # the variant's defaults < the weights' arguments < what makes the variant < the caller's.
+    weights_kwargs = {}
     if record is not None:
-        # Unless the caller says otherwise, build the configuration the weights were trained in.
-        build_kwargs = {**record.builder_kwargs, **build_kwargs}
-        for key, value in _record_configuration(model_spec, record).items():
-            build_kwargs.setdefault(key, value)
-    # The variant's own arguments come first: the weights' and the caller's override them.
-    build_kwargs = {**model_spec.kwargs, **build_kwargs}
+        weights_kwargs = {**record.builder_kwargs, **_record_configuration(model_spec, record)}
+    build_kwargs = {**model_spec.defaults, **weights_kwargs, **model_spec.kwargs, **kwargs}
     model = model_spec.builder(**build_kwargs)
     inherited = None
     if record is not None:

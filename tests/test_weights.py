@@ -87,7 +87,7 @@ def test_weights_record_schema(record):
     assert len(defaults) == 1, f"{record.model} needs exactly one default tag"
     # num_params is the model's in the configuration the file was saved from (built without
     # initialising its variables), and for kzoo's own files what the file holds.
-    saved = {**model_spec.kwargs, **record.builder_kwargs, **_configuration(model_spec, record)}
+    saved = {**model_spec.defaults, **model_spec.kwargs, **record.builder_kwargs, **_configuration(model_spec, record)}
     with keras.StatelessScope():
         assert record.num_params == model_spec.builder(**saved).count_params()
     if record.shipped:

@@ -426,7 +426,7 @@ CARD_FACTS = {
 
 
 # Variants that are another variant's builder with other defaults.
-_VARIANT_KWARGS = {"autoencoder_deep": {**DEEP, "name": "autoencoder_deep"}}
+_VARIANT_DEFAULTS = {"autoencoder_deep": DEEP}
 
 for _name, _builder, _paper, _description, _test_kwargs in (
     (
@@ -470,7 +470,8 @@ for _name, _builder, _paper, _description, _test_kwargs in (
             name=_name,
             **CARD_FACTS[_name],
             builder=_builder,
-            kwargs=_VARIANT_KWARGS.get(_name, {}),
+            defaults=_VARIANT_DEFAULTS.get(_name, {}),
+            kwargs={"name": _name} if _name in _VARIANT_DEFAULTS else {},
             family="autoencoders",
             task="representation-learning",
             paper=_paper,
