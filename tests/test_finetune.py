@@ -98,9 +98,8 @@ def test_run_directory_holds_logs_checkpoint_and_model_and_is_never_reused(tmp_p
     assert (run / "checkpoints" / "best.weights.h5").is_file()
     restored = keras.saving.load_model(run / "model.keras", safe_mode=True)
     np.testing.assert_array_equal(restored.get_weights()[-1], model.get_weights()[-1])
-    events = list((run / "tensorboard").rglob("events.out.tfevents.*"))
-    assert events
-    accumulator = event_accumulator.EventAccumulator(str(events[0].parent), size_guidance={"tensors": 0})
+    assert list((run / "tensorboard").rglob("events.out.tfevents.*"))
+    accumulator = event_accumulator.EventAccumulator(str(run / "tensorboard" / "train"), size_guidance={"tensors": 0})
     accumulator.Reload()
     assert "epoch_loss" in accumulator.Tags()["tensors"]
 
