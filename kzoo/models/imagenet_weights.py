@@ -69,3 +69,17 @@ def register_imagenet(
                 num_params=num_params_top if top else num_params_notop,
             )
         )
+
+
+def register_imagenet_files(files: dict[str, tuple], *, preprocessing: dict[str, Preprocessing]) -> None:
+    """:func:`register_imagenet` for each ``model: (stem, md5_top, md5_notop, params_top, params_notop)``."""
+    for model, (stem, md5_top, md5_notop, params_top, params_notop) in files.items():
+        register_imagenet(
+            model,
+            stem=stem,
+            md5_top=md5_top,
+            md5_notop=md5_notop,
+            preprocessing=preprocessing[model],
+            num_params_top=params_top,
+            num_params_notop=params_notop,
+        )

@@ -21,7 +21,7 @@ import keras
 from kzoo.errors import InvalidArgumentError, expected_received
 from kzoo.layers.shortcut import ZeroPadShortcut
 from kzoo.models._vision import check_vision_args, classifier, global_pooling
-from kzoo.models.imagenet_weights import CAFFE, TF, register_imagenet
+from kzoo.models.imagenet_weights import CAFFE, TF, register_imagenet_files
 from kzoo.registry import ModelSpec, register_model
 
 PAPER_V1 = "He, Zhang, Ren & Sun 2015, Deep Residual Learning for Image Recognition, CVPR 2016"
@@ -340,13 +340,6 @@ IMAGENET_FILES = {
         58_331_648,
     ),
 }
-for _name, (_stem, _md5_top, _md5_notop, _top, _notop) in IMAGENET_FILES.items():
-    register_imagenet(
-        _name,
-        stem=_stem,
-        md5_top=_md5_top,
-        md5_notop=_md5_notop,
-        preprocessing=TF if _name.endswith("v2") else CAFFE,
-        num_params_top=_top,
-        num_params_notop=_notop,
-    )
+register_imagenet_files(
+    IMAGENET_FILES, preprocessing={name: TF if name.endswith("v2") else CAFFE for name in IMAGENET_FILES}
+)

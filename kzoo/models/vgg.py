@@ -12,7 +12,7 @@ import keras
 
 from kzoo.errors import InvalidArgumentError, expected_received
 from kzoo.models._vision import check_vision_args, classifier, global_pooling
-from kzoo.models.imagenet_weights import CAFFE, register_imagenet
+from kzoo.models.imagenet_weights import CAFFE, register_imagenet_files
 from kzoo.registry import ModelSpec, register_model
 
 PAPER = "Simonyan & Zisserman 2014, Very Deep Convolutional Networks for Large-Scale Image Recognition, ICLR 2015"
@@ -197,13 +197,4 @@ IMAGENET_FILES = {
         20_024_384,
     ),
 }
-for _name, (_stem, _md5_top, _md5_notop, _top, _notop) in IMAGENET_FILES.items():
-    register_imagenet(
-        _name,
-        stem=_stem,
-        md5_top=_md5_top,
-        md5_notop=_md5_notop,
-        preprocessing=CAFFE,
-        num_params_top=_top,
-        num_params_notop=_notop,
-    )
+register_imagenet_files(IMAGENET_FILES, preprocessing={name: CAFFE for name in IMAGENET_FILES})
