@@ -21,7 +21,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -418,58 +417,44 @@ def fetch(record: WeightsRecord, *, progress: bool = True, timeout: float = 60.0
 
 
 def _download(record: WeightsRecord, path: Path, *, progress: bool, timeout: float) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # The temporary file is unique per process and call, in the same directory as the
-    # final file so that os.replace is an atomic rename on the same filesystem.
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".part", delete=False)
-    temporary = Path(handle.name)
-    try:
-        with handle:
-            sha256, md5 = hashlib.sha256(), hashlib.md5()
-            received = 0
-            try:
-                request = urllib.request.Request(record.url, headers={"User-Agent": "kzoo"})
-                with urllib.request.urlopen(request, timeout=timeout) as response:
-                    total = int(response.headers.get("Content-Length") or 0) or record.size
-                    bar = _progress_bar(total, record.key) if progress else None
-                    while True:
-                        chunk = response.read(_CHUNK)
-                        if not chunk:
-                            break
-                        handle.write(chunk)
-                        sha256.update(chunk)
-                        md5.update(chunk)
-                        received += len(chunk)
-                        if bar is not None:
-                            bar.update(min(received, total or received))
-            except urllib.error.HTTPError as error:
-                raise DownloadError(
-                    f"downloading weights {record.key} from {record.url} failed: the server answered "
-                    f"HTTP {error.code} {error.reason}. Check the URL or try again later."
-                ) from None
-            except (urllib.error.URLError, OSError, ValueError) as error:
-                raise DownloadError(
-                    f"downloading weights {record.key} from {record.url} failed after {received} bytes: "
-                    f"{error}. Check your connection and try again."
-                ) from None
+    # Through kzoo.atomic: a unique temporary file beside the final one, renamed onto it only
+    # after the hashes matched; any failure removes it, so a bad file never reaches the cache.
+    with atomic.destination(path, suffix=".part") as temporary, open(temporary, "wb") as handle:
+        sha256, md5 = hashlib.sha256(), hashlib.md5()
+        received = 0
+        try:
+            request = urllib.request.Request(record.url, headers={"User-Agent": "kzoo"})
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                total = int(response.headers.get("Content-Length") or 0) or record.size
+                bar = _progress_bar(total, record.key) if progress else None
+                while True:
+                    chunk = response.read(_CHUNK)
+                    if not chunk:
+                        break
+                    handle.write(chunk)
+                    sha256.update(chunk)
+                    md5.update(chunk)
+                    received += len(chunk)
+                    if bar is not None:
+                        bar.update(min(received, total or received))
+        except urllib.error.HTTPError as error:
+            raise DownloadError(
+                f"downloading weights {record.key} from {record.url} failed: the server answered "
+                f"HTTP {error.code} {error.reason}. Check the URL or try again later."
+            ) from None
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            raise DownloadError(
+                f"downloading weights {record.key} from {record.url} failed after {received} bytes: "
+                f"{error}. Check your connection and try again."
+            ) from None
+        handle.flush()
         problem = _mismatch(record, received, {"sha256": sha256.hexdigest(), "md5": md5.hexdigest()})
         if problem:
             raise IntegrityError(
                 f"downloaded weights {record.key} from {record.url} failed the integrity check: {problem}. "
                 "The file was discarded; try again, and report it if it persists."
             )
-        _make_readable(temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return path
-
-
-def _make_readable(path: Path) -> None:
-    # NamedTemporaryFile creates files 0600; give the final file the usual umask-based mode.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
 
 
 def _progress_bar(total: int | None, label: str) -> Any:
