@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from kzoo.errors import InvalidArgumentError, expected_received
+from kzoo.errors import InvalidArgumentError, expected_received, import_tensorflow
 
 logger = logging.getLogger("kzoo")
 
@@ -201,11 +201,14 @@ def _check_images(model: Any, identity: Any, x: Any, purpose: str) -> None:
 def text_encoder(model: Any, identity: Any = None) -> Any:
     """The tokenizer a text model carries (built once per model object and kept on it)."""
     from kzoo import identity as identity_lib
-    from kzoo import tokenizers as text_lib
 
     cached = getattr(model, "_kzoo_text_encoder", None)
     if cached is not None:
         return cached
+    # Keras' TextVectorization and tensorflow-text are TensorFlow string ops (BackendError without it).
+    import_tensorflow("raw text for kzoo's text models (tokenized with TensorFlow string ops)")
+    from kzoo import tokenizers as text_lib
+
     identity = identity or identity_lib.of(model)
     settings = identity.text
     kind = settings.get("kind")

@@ -128,9 +128,17 @@ def test_official_format_served_locally_loads_by_name(
         kzoo.get("resnet50", pretrained="local_official").predict(raw, verbose=0), expected, rtol=1e-4, atol=1e-4
     )
 
-    # New head and grayscale input from the same file: everything else loads, both adaptations are logged.
-    with caplog.at_level(logging.WARNING, logger="kzoo"):
-        adapted = kzoo.get("resnet50", pretrained="local_official", num_classes=5, input_shape=(160, 160, 1))
+    # New head and grayscale input from the same file: everything else loads, both adaptations are
+    # logged, and the model is built once (the file is read layer by layer straight into it).
+    spec = kzoo.registry.spec("resnet50")
+    builder, builds = spec.builder, []
+    object.__setattr__(spec, "builder", lambda **kwargs: builds.append(kwargs) or builder(**kwargs))
+    try:
+        with caplog.at_level(logging.WARNING, logger="kzoo"):
+            adapted = kzoo.get("resnet50", pretrained="local_official", num_classes=5, input_shape=(160, 160, 1))
+    finally:
+        object.__setattr__(spec, "builder", builder)
+    assert len(builds) == 1
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "loaded all weights but the head (predictions)" in messages
     assert "adapted conv1_conv from 3 to 1 input channels" in messages
