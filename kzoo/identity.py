@@ -170,7 +170,7 @@ def replace_identity(model: Any, identity: ModelIdentity) -> Any:
             )
         )
     layer.metadata = identity.to_config()
-    for holder in (model, *[layer for layer in model.layers if isinstance(layer, keras.Model)]):
+    for holder in (model, *[sub for sub in model.layers if isinstance(sub, keras.Model)]):
         if getattr(holder, "_kzoo_text_encoder", None) is not None:
             object.__setattr__(holder, "_kzoo_text_encoder", None)
     return model
