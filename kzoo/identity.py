@@ -104,12 +104,6 @@ class ModelIdentity:
                 fields[key] = tuple(fields[key])
         return Preprocessing(**fields)
 
-    @property
-    def weights_tag(self) -> str | None:
-        if self.weights is None or self.weights.startswith("file:"):
-            return None
-        return self.weights.split(".", 1)[1]
-
 
 def _jsonable(value: Any) -> Any:
     """Builder arguments as JSON values (tuples become lists; anything else its repr)."""
