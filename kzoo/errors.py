@@ -52,6 +52,10 @@ class DataNotFoundError(KzooError, FileNotFoundError):
     """A dataset kzoo reads from the shared data directory is missing."""
 
 
+class ExportError(KzooError):
+    """A model could not be exported, or its exported file did not match the Keras model."""
+
+
 class BackendError(KzooError, RuntimeError):
     """A feature needs what the current Keras backend lacks (TensorFlow itself, or its backend)."""
 
