@@ -10,10 +10,12 @@ Example:
 import importlib
 
 from kzoo import data, errors, identity, models, segmentation, text  # noqa: F401  (importing models registers every family)
+from kzoo.export import export
 from kzoo.features import feature_extractor
 from kzoo.finetune import FinetuneResult, finetune, freeze, unfreeze
 from kzoo.identity import KzooModel
 from kzoo.imagenet import decode_predictions
+from kzoo.lora import merge_lora
 from kzoo.registry import ModelCard, ModelSpec, get, info, list_models, register_model
 
 __version__ = "0.1.0"
@@ -39,6 +41,7 @@ __all__ = [
     "data",
     "decode_predictions",
     "errors",
+    "export",
     "feature_extractor",
     "finetune",
     "freeze",
@@ -48,6 +51,7 @@ __all__ = [
     "identity",
     "info",
     "list_models",
+    "merge_lora",
     "register_model",
     "segmentation",
     "text",

@@ -1,4 +1,4 @@
-"""The ``kzoo`` command: ``list``, ``info``, ``download``, ``finetune``, ``demo`` and ``examples``."""
+"""The ``kzoo`` command: ``list``, ``info``, ``download``, ``finetune``, ``export``, ``demo`` and ``examples``."""
 
 from __future__ import annotations
 
@@ -150,6 +150,74 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     return 0 if not result.stopped_on_nan else 3
 
 
+def load_source(source: str):  # noqa: ANN201
+    """The model ``kzoo export`` exports: a ``.keras`` file, a finetune run directory or NAME[:TAG]."""
+    from pathlib import Path
+
+    import keras
+
+    import kzoo
+    from kzoo import weights as weights_lib
+    from kzoo.errors import InvalidArgumentError, expected_received
+
+    path = Path(source)
+    if path.suffix == ".keras" or path.is_dir():
+        if path.is_dir():
+            if not (path / "model.keras").is_file():
+                raise InvalidArgumentError(
+                    expected_received(
+                        "run directory",
+                        "a kzoo.finetune log_dir holding model.keras (written when the run finished)",
+                        str(path),
+                    )
+                )
+            path = path / "model.keras"
+        if not path.is_file():
+            raise InvalidArgumentError(expected_received("model file", "an existing .keras file", str(path)))
+        return keras.saving.load_model(path, safe_mode=True)
+    name, _, tag = source.partition(":")
+    model_spec = kzoo.registry.spec(name)
+    pretrained = tag or bool(weights_lib.records_for(model_spec.name))
+    return kzoo.get(name, pretrained=pretrained)
+
+
+def _calibration(path: str | None, model):  # noqa: ANN001, ANN202
+    import numpy as np
+
+    import kzoo
+
+    if path is None:
+        return None
+    if path.endswith(".npy"):
+        return np.load(path)
+    return kzoo.data.image_folder(path, model=model, validation_split=0.0)
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    import kzoo
+
+    model = load_source(args.source)
+    quantize = "int8" if args.int8 else None
+    started = time.perf_counter()
+    result = kzoo.export(
+        model,
+        args.out,
+        format=args.format,
+        quantize=quantize,
+        calibration=_calibration(args.calibration, model),
+        sequence_length=args.sequence_length,
+        overwrite=args.overwrite,
+    )
+    print(
+        f"Exported {model.name} to {result.format}{' (int8)' if quantize else ''}: {result.path} "
+        f"({result.size_bytes:,} bytes, {time.perf_counter() - started:.1f} s)."
+    )
+    print(f"Checked in its runtime against Keras: max |difference| {result.max_abs_difference:.3g}.")
+    for extra in result.files[1:]:
+        print(f"  also wrote {extra}")
+    return 0
+
+
 def _cmd_examples(args: argparse.Namespace) -> int:
     from kzoo import examples
 
@@ -214,6 +282,22 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"], default=None)
     tune.add_argument("--seed", type=int, default=1337)
     tune.set_defaults(run=_cmd_finetune)
+
+    out = commands.add_parser(
+        "export", help="export a model (NAME[:TAG], a finetune run directory or a .keras file) for serving"
+    )
+    out.add_argument("source", metavar="NAME[:TAG]|RUN_DIR|MODEL.keras")
+    out.add_argument("out", metavar="OUT", help="a directory (saved_model) or a .tflite/.onnx/.xml file")
+    out.add_argument("--format", required=True, choices=["saved_model", "litert", "onnx", "openvino"])
+    out.add_argument(
+        "--int8", action="store_true", help="int8: LiteRT full-integer, or Keras' int8 weights (saved_model)"
+    )
+    out.add_argument("--calibration", default=None, help="for --int8 LiteRT: an image folder or a .npy of inputs")
+    out.add_argument(
+        "--sequence-length", type=int, default=None, help="fixed length of unrolled RNNs (LiteRT/OpenVINO)"
+    )
+    out.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    out.set_defaults(run=_cmd_export)
 
     demo = commands.add_parser("demo", help="the pretrained LeNet-5 reading real handwritten digits, offline")
     demo.add_argument("--show", type=int, default=6, help="how many digits to draw (0 for none)")

@@ -242,6 +242,10 @@ def default_sequence_length(model: keras.Model) -> int | None:
     return None
 
 
+def _mixed(model: keras.Model) -> bool:
+    return any(getattr(layer.dtype_policy, "name", "float32") != "float32" for layer in model.layers)
+
+
 def inference_model(model: keras.Model, format: str, sequence_length: int | None = None) -> tuple[Any, int | None]:  # noqa: A002
     """The model the converter sees, and the fixed sequence length it was unrolled to.
 
@@ -249,7 +253,7 @@ def inference_model(model: keras.Model, format: str, sequence_length: int | None
     layers unrolled over ``sequence_length`` time steps (see the module docstring).
     """
     config = model.get_config() if "layers" in (model.get_config() or {}) else None
-    mixed = any(getattr(layer.dtype_policy, "name", "float32") != "float32" for layer in model.layers)
+    mixed = _mixed(model)
     needs_unroll = config is not None and format in ("litert", "openvino") and _has_rnn(config)
     if not mixed and not needs_unroll:
         return model, None
@@ -569,10 +573,12 @@ def export(
         )
     identity = identity_lib.of(model)
     exported, length = inference_model(model, format, sequence_length)
+    # The reference is float32 Keras: a mixed-precision model is compared through its float32 copy.
+    reference = inference_model(model, "saved_model")[0] if _mixed(model) else model
     if quantize == "int8" and format == "saved_model":
         exported = _keras_int8_copy(exported)
     arrays = check_inputs(exported, sequence_length=length)
-    expected = keras_outputs(model, arrays)
+    expected = keras_outputs(reference, arrays)
 
     parent = path.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -582,7 +588,15 @@ def export(
         _convert(exported, staged, format, quantize, calibration, verbose)
         if format == "saved_model" and identity is not None and identity.text:
             _add_text_signature(exported, staged, identity)
-        got = load(staged, format)(arrays)
+        try:
+            got = load(staged, format)(arrays)
+        except KzooError:
+            raise
+        except Exception as error:  # the runtimes raise their own types; kzoo reports their reason
+            raise ExportError(
+                f"{exported.name} was converted to {format}, but its runtime cannot run the file: "
+                f"{type(error).__name__}: {runtime_reason(error)}. Nothing was written."
+            ) from error
         difference = _max_difference(got, expected, exported.name, format)
         if quantize is None and not difference <= tolerance:
             raise ExportError(
@@ -672,6 +686,16 @@ def _drop_dangling_outputs(xml: Path, count: int) -> None:
     os.replace(trimmed.with_suffix(".bin"), xml.with_suffix(".bin"))
 
 
+def runtime_reason(error: BaseException) -> str:
+    """The runtime's reason for refusing a file, in one line."""
+    text = str(error)
+    match = re.search(r"(No Op registered for [A-Za-z0-9_]+)", text) or re.search(r"(Unsupported [^\n.]*)", text)
+    if match:
+        return match.group(1)
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(error).__name__)
+    return first[:300]
+
+
 def converter_reason(error: BaseException) -> str:
     """The converter's own reason, in one line (its first informative sentence)."""
     text = str(error)
@@ -708,6 +732,7 @@ def _add_text_signature(model: keras.Model, staged: Path, identity: Any) -> None
         vectorizer = keras.layers.TextVectorization(
             vocabulary=settings["vocabulary"], standardize=settings.get("standardize"), split=settings.get("split")
         )
+        vectorizer(tf.constant(["built"]))  # built, so the archive can track its lookup table
         archive.track(vectorizer)
         limit = settings.get("max_length")
 
@@ -825,7 +850,10 @@ def _tokenize_snippet(identity: Any, path: Path, format: str, length: int | None
 def _run_snippet(path: Path, format: str, names: list[str]) -> str:  # noqa: A002
     feed = "{" + ", ".join(f"'{n}': {n}" for n in names) + "}"
     if format == "saved_model":
-        return f"import tensorflow as tf\nmodel = tf.saved_model.load('{path.name}')\noutputs = model.serve(...)  # inputs as above"
+        return (
+            f"import tensorflow as tf\nmodel = tf.saved_model.load('{path.name}')\n"
+            "outputs = model.serve(...)  # inputs as above"
+        )
     if format == "litert":
         return (
             "from ai_edge_litert.interpreter import Interpreter\n"
@@ -833,7 +861,10 @@ def _run_snippet(path: Path, format: str, names: list[str]) -> str:  # noqa: A00
             f"outputs = runner(**{feed})  # {{'output_0': ...}}"
         )
     if format == "onnx":
-        return f"import onnxruntime\nsession = onnxruntime.InferenceSession('{path.name}')\noutputs = session.run(None, {feed})"
+        return (
+            f"import onnxruntime\nsession = onnxruntime.InferenceSession('{path.name}')\n"
+            f"outputs = session.run(None, {feed})"
+        )
     return (
         f"import openvino\ncompiled = openvino.Core().compile_model('{path.name}', 'CPU')\noutputs = compiled({feed})"
     )

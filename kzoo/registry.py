@@ -139,6 +139,8 @@ class ModelCard:
     params: int
     weights: tuple[weights_lib.WeightsRecord, ...]
     example: str
+    # {format: "ok" or why it cannot export}, as tests/test_export.py measured (kzoo/export_support.json).
+    exports: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def tags(self) -> list[str]:
@@ -169,6 +171,10 @@ class ModelCard:
                 f"    recipe:        {record.recipe}",
                 f"    sha256:        {record.sha256 or '-'}" + (f"  md5: {record.md5}" if record.md5 else ""),
             ]
+        if self.exports:
+            ok = [fmt for fmt, status in self.exports.items() if status == "ok"]
+            lines.append(f"  exports to:   {', '.join(ok) or 'none'} (kzoo export NAME --format FORMAT OUT)")
+            lines += [f"  no {fmt}: {why}" for fmt, why in self.exports.items() if why != "ok"]
         if self.example:
             lines.append("  example:")
             lines += [f"    {line}" for line in self.example.strip().splitlines()]
@@ -294,7 +300,14 @@ def info(name: str) -> ModelCard:
         params=int(params),
         weights=records,
         example=model_spec.example,
+        exports=_export_support(model_spec.name),
     )
+
+
+def _export_support(name: str) -> dict[str, str]:
+    from kzoo.export import supported_formats  # imported here: kzoo.export imports the registry
+
+    return supported_formats(name)
 
 
 def resolve_weights(model_spec: ModelSpec, pretrained: Any) -> weights_lib.WeightsRecord | Path | None:

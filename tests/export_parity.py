@@ -1,0 +1,118 @@
+"""The export parity matrix: every registered model exported to every format, each file run by
+its own runtime (called here directly, not through kzoo.export.load) and compared with Keras'
+``model.predict``. ``tests/test_export_matrix_*.py`` run it in two halves (one per worker)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import kzoo
+from kzoo import errors, registry
+from kzoo.export import FORMATS, SUPPORT_FILE, check_inputs, inference_model, input_names
+
+SEQUENCE_LENGTH = 16
+SUFFIX = {"saved_model": "", "litert": ".tflite", "onnx": ".onnx", "openvino": ".xml"}
+
+
+def build(name: str) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    spec = registry.spec(name)
+    raw_pixels = spec.task in registry.IMAGE_TASKS
+    return kzoo.get(name, include_preprocessing=True if raw_pixels else None, **spec.test_kwargs)
+
+
+def support() -> dict:
+    return json.loads(SUPPORT_FILE.read_text())
+
+
+def run_in_runtime(path: Path, fmt: str, arrays: dict) -> list[np.ndarray]:
+    """The file's own runtime, called with its documented API."""
+    if fmt == "saved_model":
+        import tensorflow as tf
+
+        loaded = tf.saved_model.load(str(path))
+        outputs = loaded.signatures["serve"](**{k: tf.constant(v) for k, v in arrays.items()})
+        return [np.asarray(outputs[k]) for k in sorted(outputs, key=lambda k: int(k.rsplit("_", 1)[-1]))]
+    if fmt == "litert":
+        from ai_edge_litert.interpreter import Interpreter
+
+        runner = Interpreter(model_path=str(path)).get_signature_runner("serving_default")
+        outputs = runner(**arrays)
+        return [outputs[k] for k in sorted(outputs, key=lambda k: int(k.rsplit("_", 1)[-1]))]
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return session.run(None, arrays)
+    import openvino
+
+    compiled = openvino.Core().compile_model(str(path), "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    result = compiled(arrays)
+    return [result[port] for port in compiled.outputs]
+
+
+def check(name: str, directory: Path, recorded: dict | None = None) -> dict[str, str]:
+    """Exports ``name`` to every format and asserts each file's parity; returns {format: "ok" | reason}.
+
+    With ``recorded`` (a model's entry of kzoo/export_support.json) it also asserts that what
+    exported, and what did not, is what the file says.
+    """
+    model = build(name)
+    measured = {}
+    for fmt in FORMATS:
+        path = directory / f"{name}_{fmt}{SUFFIX[fmt]}"
+        copy, length = inference_model(model, fmt, SEQUENCE_LENGTH)
+        arrays = check_inputs(copy, sequence_length=length)
+        feed = [arrays[n] for n in input_names(model)]
+        if isinstance(model._inputs_struct, dict):
+            feed = {k: arrays[k] for k in model._inputs_struct}
+        reference = [
+            np.asarray(o) for o in keras.tree.flatten(model.predict(feed if len(feed) > 1 else feed[0], verbose=0))
+        ]
+        try:
+            result = kzoo.export(model, path, format=fmt, sequence_length=SEQUENCE_LENGTH)
+        except errors.ExportError as error:
+            measured[fmt] = str(error)
+            assert not path.exists(), f"{name} {fmt}: a refused export left {path}"
+            continue
+        outputs = run_in_runtime(path, fmt, arrays)
+        assert len(outputs) == len(reference), (name, fmt)
+        worst = max(float(np.max(np.abs(np.asarray(a, "float32") - b))) for a, b in zip(outputs, reference))
+        assert worst <= 1e-4, f"{name} {fmt}: max |difference| {worst:.3g}"
+        assert result.max_abs_difference <= 1e-4
+        measured[fmt] = "ok"
+    for fmt in FORMATS if recorded is not None else ():
+        assert (measured[fmt] == "ok") == (recorded.get(fmt) == "ok"), (
+            f"{name} {fmt}: measured {measured[fmt]!r}, kzoo/export_support.json says {recorded.get(fmt)!r}; "
+            "rerun python tests/scripts/export_matrix.py --write"
+        )
+    return measured
+
+
+TABLE_START, TABLE_END = "<!-- export-table:start -->", "<!-- export-table:end -->"
+
+
+def render_table(table: dict) -> str:
+    """The README's export table, from kzoo/export_support.json."""
+    lines = [
+        "| model | " + " | ".join(FORMATS) + " |",
+        "|---|" + "---|" * len(FORMATS),
+    ]
+    reasons = []
+    for name in sorted(table):
+        cells = []
+        for fmt in FORMATS:
+            status = table[name].get(fmt, "not measured")
+            if status == "ok":
+                cells.append("yes")
+            else:
+                reasons.append(f"- `{name}` to {fmt}: {status}")
+                cells.append("no (see below)")
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    if reasons:
+        lines += ["", *reasons]
+    return "\n".join(lines)
