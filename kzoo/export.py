@@ -25,8 +25,9 @@ what they leave to the caller:
 - **Checked before it is written.** Every export runs the new file in its own runtime
   (``tf.saved_model.load``, ``ai_edge_litert``'s interpreter, ``onnxruntime``, OpenVINO) on
   a fixed input and compares with Keras' outputs. A float file that differs by more than
-  ``tolerance`` (1e-4, times the largest output once that exceeds 1) is not written: :class:`kzoo.errors.ExportError` says by how much. A model a
-  converter cannot take raises ``ExportError`` with the converter's reason. Files appear
+  ``tolerance`` (1e-4, times the largest output once that exceeds 1) is not written:
+  :class:`kzoo.errors.ExportError` says by how much. A model a converter cannot take raises
+  ``ExportError`` with the converter's reason. Files appear
   only when everything passed, and an existing path is never touched unless ``overwrite=True``.
 - **int8.** ``quantize="int8"`` with ``format="litert"`` is full-integer post-training
   quantization (weights and activations int8, float32 inputs and outputs) calibrated on up to
@@ -614,7 +615,8 @@ def export(
         if quantize is None and not difference <= tolerance * scale:
             raise ExportError(
                 f"{exported.name} exported to {format}, but its runtime's outputs differ from Keras' by "
-                f"{difference:.3g} (more than tolerance={tolerance:g} x max(1, max |output|) = {tolerance * scale:.3g}) "
+                f"{difference:.3g} (more than tolerance={tolerance:g} x max(1, max |output|) = "
+                f"{tolerance * scale:.3g}) "
                 "on a fixed input. Nothing was written. Pass a larger tolerance= to accept it."
             )
         sidecars = _write_sidecars(exported, staged, format, identity, length, quantize, difference)
