@@ -93,9 +93,16 @@ def copy(source: str | os.PathLike, target: str | os.PathLike) -> Path:
 
 
 def save_weights(model: Any, path: str | os.PathLike) -> Path:
-    """``model.save_weights(path)``, atomically (Keras requires the ``.weights.h5`` ending)."""
+    """``model.save_weights(path)``, atomically (Keras requires the ``.weights.h5`` ending).
+
+    A model with LoRA also gets its frozen kernels and factors in the file (Keras writes only
+    the merged kernels); :func:`kzoo.lora.load_weights` reads them back.
+    """
+    from kzoo import lora
+
     with destination(path, suffix=".weights.h5") as temporary:
         model.save_weights(temporary, overwrite=True)
+        lora.store_factors(model, temporary)
     return Path(path)
 
 

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import keras
 import numpy as np
 
-from kzoo import atomic
+from kzoo import atomic, lora
 from kzoo.errors import InvalidArgumentError, expected_received, import_tensorflow
 
 if TYPE_CHECKING:
@@ -280,7 +280,8 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
     then :func:`os.replace`), weights before metadata: a kill between the two renames at worst
     repeats one epoch, never skips one. A backup whose weights contain NaN or infinity is
     skipped (the last good one stays), and a run that ends with non-finite weights keeps its
-    backup instead of deleting it, so it can be resumed from the last good state.
+    backup instead of deleting it, so it can be resumed from the last good state. A model with
+    LoRA resumes with its factors and frozen kernels as they were (see :mod:`kzoo.lora`).
 
     Args:
         backup_dir: Directory for the backup; used by this callback alone.
@@ -333,6 +334,12 @@ class BackupAndRestore(keras.callbacks.BackupAndRestore):
         atomic.save_weights(self.model, self._weights_path)
         metadata = {"epoch": self._current_epoch, "batch": self._last_batch_seen}
         atomic.write_text(self._training_metadata_path, json.dumps(metadata))
+
+    def _load_model(self):
+        super()._load_model()
+        # Keras' load_weights zeroes LoRA factors (it keeps only merged kernels); put them back.
+        if os.path.exists(self._weights_path) and not _is_remote(self.backup_dir):
+            lora.restore_factors(self.model, self._weights_path)
 
     def on_train_end(self, logs=None):
         if self.delete_checkpoint and not _weights_are_finite(self.model):

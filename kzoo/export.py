@@ -704,6 +704,13 @@ def _drop_dangling_outputs(xml: Path, count: int) -> None:
 def runtime_reason(error: BaseException) -> str:
     """The runtime's reason for refusing a file, in one line."""
     text = str(error)
+    if "No Op registered for StatefulPartitionedCall" in text:
+        # Keras runs grouped convolutions (AlexNet's two towers) on CPU as an XLA-compiled
+        # tf.function, and tf2onnx leaves such a call unconverted.
+        return (
+            "No Op registered for StatefulPartitionedCall (tf2onnx left a TensorFlow function call "
+            "unconverted: Keras' XLA-compiled grouped convolution)"
+        )
     match = re.search(r"(No Op registered for [A-Za-z0-9_]+)", text) or re.search(r"(Unsupported [^\n.]*)", text)
     if match:
         return match.group(1)
@@ -994,4 +1001,5 @@ def supported_formats(name: str) -> dict[str, str]:
     """
     if not SUPPORT_FILE.exists():
         return {}
-    return json.loads(SUPPORT_FILE.read_text()).get(name, {})
+    measured = json.loads(SUPPORT_FILE.read_text()).get(name, {})
+    return {fmt: measured[fmt] for fmt in FORMATS if fmt in measured}

@@ -12,6 +12,14 @@ Strategies:
 - ``"two-phase"``: the head first with the backbone frozen, then the top stages are
   unfrozen (BatchNorm stays in inference mode) and training goes on at a tenth of the
   learning rate, after a recompile.
+- ``"lora"``: low-rank adaptation (Hu et al. 2021, LoRA). Every ``Dense``, ``EinsumDense``,
+  ``Embedding`` and ``Conv1D/2D/3D`` layer outside the head gets Keras' own
+  ``enable_lora(lora_rank)``: its kernel is frozen and two small factors train in its place.
+  The head trains fully; every other weight is frozen (BatchNorm in inference mode). The
+  model keeps its LoRA layers (holding the best factors); :func:`merge_lora` gives the plain
+  model, which is what the run directory's ``model.keras`` holds (see :mod:`kzoo.lora`).
+
+The result reports how many parameters trained (``trainable_params`` of ``total_params``).
 """
 
 from __future__ import annotations
@@ -31,12 +39,14 @@ import numpy as np
 from kzoo import atomic, precision
 from kzoo import distribution as distribution_lib
 from kzoo import identity as identity_lib
+from kzoo import lora as lora_lib
 from kzoo import run_dir as run_dir_lib
 from kzoo.errors import InvalidArgumentError, expected_received
+from kzoo.lora import merge_lora  # noqa: F401  (kzoo.finetune.merge_lora, beside the strategy it undoes)
 
 logger = logging.getLogger("kzoo")
 
-STRATEGIES = ("head", "full", "two-phase")
+STRATEGIES = ("head", "full", "two-phase", "lora")
 RUN_FILE = run_dir_lib.RUN_FILE
 
 
@@ -209,6 +219,11 @@ class FinetuneResult:
         monitor: The monitored metric.
         stopped_on_nan: Training stopped because the loss became NaN or infinite.
         log_dir: The run directory (TensorBoard logs, checkpoints, ``model.keras``), if any.
+        trainable_params: Parameters trained in the plan's last phase (``"two-phase"``: the
+            fine phase; ``"lora"``: the LoRA factors and the head).
+        total_params: Every parameter of the model that trained (with ``"lora"``, its factors
+            included, as PEFT counts them).
+        trainable_ratio: ``trainable_params / total_params``.
     """
 
     history: dict[str, list[float]]
@@ -218,6 +233,14 @@ class FinetuneResult:
     monitor: str
     stopped_on_nan: bool
     log_dir: Path | None
+    trainable_params: int | None = None
+    total_params: int | None = None
+
+    @property
+    def trainable_ratio(self) -> float | None:
+        if not self.total_params or self.trainable_params is None:
+            return None
+        return self.trainable_params / self.total_params
 
 
 # --------------------------------------------------------------------------------------
@@ -234,6 +257,7 @@ def finetune(
     strategy: str = "two-phase",
     head_epochs: int | None = None,
     unfreeze_stages: int = 2,
+    lora_rank: int = 8,
     learning_rate: float = 1e-3,
     fine_tune_learning_rate: float | None = None,
     optimizer: Any = None,
@@ -257,9 +281,11 @@ def finetune(
             ``validation`` is given) or a batched ``tf.data.Dataset`` of ``(x, y)``.
         validation: A batched ``tf.data.Dataset`` for validation.
         epochs: Total epochs (both phases of ``"two-phase"`` together).
-        strategy: ``"head"``, ``"full"`` or ``"two-phase"`` (see the module docstring).
+        strategy: ``"head"``, ``"full"``, ``"two-phase"`` or ``"lora"`` (see the module docstring).
         head_epochs: Epochs of the head phase of ``"two-phase"`` (default half).
         unfreeze_stages: How many of the model's top stages ``"two-phase"`` unfreezes.
+        lora_rank: Rank of the LoRA factors of ``"lora"`` (``lora_alpha`` is the rank, so
+            the factors' product is added unscaled).
         learning_rate: Learning rate of the first (or only) phase.
         fine_tune_learning_rate: Learning rate after unfreezing (default a tenth).
         optimizer: A Keras optimizer (or a callable ``lr -> optimizer``); default Adam.
@@ -281,13 +307,16 @@ def finetune(
         verbose: Passed to ``fit``.
 
     Returns:
-        :class:`FinetuneResult`; the model holds the best weights found.
+        :class:`FinetuneResult`; the model holds the best weights found (with ``"lora"``, in
+        its LoRA layers: :func:`merge_lora` gives the plain model).
 
     Example:
         >>> import kzoo
         >>> model = kzoo.get("lenet5", pretrained=True, num_classes=10)  # doctest: +SKIP
         >>> data = kzoo.data.image_folder("digits/", model=model)  # doctest: +SKIP
         >>> result = kzoo.finetune(model, data, epochs=5, log_dir="runs/digits")  # doctest: +SKIP
+        >>> result = kzoo.finetune(model, data, epochs=5, strategy="lora", lora_rank=4)  # doctest: +SKIP
+        >>> plain = kzoo.merge_lora(model)  # doctest: +SKIP
     """
     from kzoo import callbacks as kzoo_callbacks
     from kzoo import data as kzoo_data
@@ -297,6 +326,9 @@ def finetune(
         raise InvalidArgumentError(expected_received("strategy", f"one of {STRATEGIES}", strategy))
     if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 1:
         raise InvalidArgumentError(expected_received("epochs", "a positive int", epochs))
+    lora_rank = lora_lib.check_rank(lora_rank)
+    if strategy == "lora":
+        lora_lib.check_model(model, lora_rank, exclude=_head_layers(model))
     if mixed_precision not in precision.POLICIES:
         raise InvalidArgumentError(
             expected_received("mixed_precision", "None, 'mixed_float16' or 'mixed_bfloat16'", mixed_precision)
@@ -343,10 +375,11 @@ def finetune(
     # The run directory, and kzoo's one callback set.
     fingerprint = {
         "model": model.name,
-        "params": int(model.count_params()),
+        "params": int(model.count_params()) - lora_lib.factor_params(model),
         "strategy": strategy,
         "epochs": epochs,
         "head_epochs": phases[0].end if strategy == "two-phase" else None,
+        **({"lora_rank": lora_rank} if strategy == "lora" else {}),
     }
     temporary_dir = None
     chief = not multi_worker or bool(distribution.extended.should_checkpoint)
@@ -361,6 +394,21 @@ def finetune(
     else:
         temporary_dir = Path(tempfile.mkdtemp(prefix="kzoo_finetune_"))
         run_dir, state = temporary_dir, {"phases_done": [], "best_value": None, "best_epoch": None}
+    # LoRA once the run directory took the run (a refused run leaves the model as it was), and
+    # before anything reads the weights: the factors are variables of the model.
+    with distribution_lib.scope(distribution):
+        adapted = lora_lib.enable(trainee, lora_rank, exclude=_head_layers(trainee)) if strategy == "lora" else []
+    # What trains: the last phase's trainable weights (the loop sets each phase's again).
+    _set_trainable(trainee, phases[-1].name, unfreeze_stages)
+    trainable_params, total_params = _parameter_counts(trainee)
+    logger.info(
+        "kzoo: %s trains %d of %d parameters (%.2f%%)%s.",
+        model.name,
+        trainable_params,
+        total_params,
+        100 * trainable_params / max(total_params, 1),
+        f", LoRA rank {lora_rank} on {len(adapted)} layers" if strategy == "lora" else "",
+    )
     if multi_worker and (samples is not None or validation is not None):
         # Predicting on the chief alone would wait forever for the other workers' collectives.
         logger.warning("kzoo: no sample predictions or confusion matrix in TensorBoard under a multi-worker strategy.")
@@ -372,6 +420,10 @@ def finetune(
         "epochs": epochs,
         "head_epochs": phases[0].end if strategy == "two-phase" else 0,
         "mixed_precision": mixed_precision or "float32",
+        "lora_rank": lora_rank if strategy == "lora" else 0,
+        "trainable_params": trainable_params,
+        "total_params": total_params,
+        "trainable_ratio": trainable_params / max(total_params, 1),
         **(hparams or {}),
     }
     kzoo_set = kzoo_callbacks.default_callbacks(
@@ -403,7 +455,7 @@ def finetune(
             if state["phases_done"]:
                 previous = run_dir / "phases" / f"{state['phases_done'][-1]}.weights.h5"
                 if previous.is_file():
-                    trainee.load_weights(previous)
+                    lora_lib.load_weights(trainee, previous)
             _set_trainable(trainee, phase.name, unfreeze_stages)
             with distribution_lib.scope(distribution):
                 trainee.compile(
@@ -436,20 +488,26 @@ def finetune(
         # Keep the best weights (the checkpoint never holds non-finite ones). Without a
         # checkpoint (the first epoch already failed), fall back to the last good state.
         if checkpoint_path.is_file():
-            trainee.load_weights(checkpoint_path)
+            lora_lib.load_weights(trainee, checkpoint_path)
         elif not all(np.isfinite(w).all() for w in trainee.get_weights()):
             last_phase = run_dir / "phases" / f"{state['phases_done'][-1]}.weights.h5" if state["phases_done"] else None
             if last_phase is not None and last_phase.is_file():
-                trainee.load_weights(last_phase)
+                lora_lib.load_weights(trainee, last_phase)
             else:
                 trainee.set_weights(initial_weights)
             logger.warning("kzoo: no finite epoch to keep; %s is back to its weights before training.", model.name)
         if trainee is not model:
+            if strategy == "lora":  # the same LoRA layers, so the trained factors fit
+                lora_lib.enable(model, lora_rank, exclude=_head_layers(model))
             model.set_weights([np.asarray(w, dtype=v.dtype) for w, v in zip(trainee.get_weights(), model.weights)])
-        for layer, trained in zip(model.layers, trainee.layers):
-            layer.trainable = trained.trainable
+            for layer, trained in zip(model.layers, trainee.layers):
+                layer.trainable = trained.trainable
+            for variable, trained in zip(model.weights, trainee.weights):  # LoRA freezes variable by variable
+                variable.trainable = trained.trainable
         if log_dir is not None:
-            atomic.save_model(model, run_dir / "model.keras")
+            # Never LoRA variables in the run's model: the plain model they merge into.
+            saved = merge_lora(model) if lora_lib.enabled_layers(model) else model
+            atomic.save_model(saved, run_dir / "model.keras")
             state["status"] = "finished" if nan_guard.triggered_at is None else "stopped_on_nan"
             state["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S")
             atomic.write_json(run_dir / run_dir_lib.RUN_FILE, state)
@@ -464,6 +522,8 @@ def finetune(
         monitor=monitor,
         stopped_on_nan=nan_guard.triggered_at is not None,
         log_dir=run_dir if log_dir is not None else None,
+        trainable_params=trainable_params,
+        total_params=total_params,
     )
 
 
@@ -473,7 +533,8 @@ class Phase:
 
     Attributes:
         name: ``"head"`` (the backbone frozen), ``"fine"`` (the top stages unfrozen, BatchNorm
-            in inference mode) or ``"full"`` (every layer).
+            in inference mode), ``"full"`` (every layer) or ``"lora"`` (the LoRA factors and
+            the head).
         start: First epoch (0-based; Keras' ``initial_epoch``).
         end: Epoch to stop before (Keras' ``epochs``).
         learning_rate: The phase's learning rate.
@@ -501,8 +562,8 @@ def plan(
     """
     if strategy == "head":
         return [Phase("head", 0, epochs, learning_rate)]
-    if strategy == "full":
-        return [Phase("full", 0, epochs, learning_rate)]
+    if strategy in ("full", "lora"):
+        return [Phase(strategy, 0, epochs, learning_rate)]
     if epochs < 2:
         raise InvalidArgumentError(
             expected_received(
@@ -540,13 +601,21 @@ def _optimizer(optimizer: Any, learning_rate: float) -> Any:
     return optimizer
 
 
+def _parameter_counts(model: keras.Model) -> tuple[int, int]:
+    """``(trainable, total)`` parameters of ``model`` as its trainable flags stand."""
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+    return trainable, sum(int(np.prod(v.shape)) for v in model.weights)
+
+
 def _set_trainable(model: keras.Model, phase: str, unfreeze_stages: int) -> None:
     if phase == "full":
         unfreeze(model, keep_batchnorm_frozen=False)
         return
     unfreeze(model, keep_batchnorm_frozen=False)
     freeze(model)  # everything but the head
-    if phase == "fine":
+    if phase == "lora":
+        lora_lib.train_only_factors(model, head=_head_layers(model))
+    elif phase == "fine":
         stages = _stages(model)
         if stages:
             unfreeze(model, from_stage=stages[max(0, len(stages) - unfreeze_stages)])

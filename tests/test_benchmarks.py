@@ -13,6 +13,8 @@ import pytest
 from kzoo.callbacks import TimeToAccuracy
 from kzoo.errors import InvalidArgumentError
 
+from conftest import requires_data
+
 RUNNER = Path(__file__).resolve().parent.parent / "benchmarks" / "run.py"
 
 
@@ -153,3 +155,20 @@ def test_get_memory_script_measures_both_sides_and_prints_their_ratios(tmp_path)
     assert row[3] == f"{memory_ratio:.2f}"
     assert row[6] == f"{ours['seconds'] / theirs['seconds']:.2f}"
     assert row[7] in ("yes", "no") and row[8] in ("yes", "no")
+
+
+@requires_data("sst2")
+def test_lora_vs_full_script_measures_both_runs_on_the_same_budget(tmp_path):
+    spec = importlib.util.spec_from_file_location("kzoo_lora_vs_full", RUNNER.parent / "lora_vs_full.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    json_path = tmp_path / "lora_vs_full.json"
+    argv = ["--train-size", "64", "--epochs", "1", "--batch-size", "16", "--max-length", "16", "--dev-size", "64"]
+    results = script.main([*argv, "--rank", "2", "--json", str(json_path)])
+    assert json.loads(json_path.read_text())["steps"] == results["steps"] == 4
+    full, lora = results["runs"]["full"], results["runs"]["lora"]
+    assert full["trainable_params"] == full["total_params"]  # every weight trains
+    assert 0 < lora["trainable_params"] < lora["total_params"] and lora["trainable_params"] < full["trainable_params"]
+    assert lora["merged_params"] == full["total_params"]  # merged: the plain model again
+    assert lora["merged_dev_accuracy"] == pytest.approx(lora["dev_accuracy"], abs=1 / 64)
+    assert all(0 <= run["dev_accuracy"] <= 1 for run in (full, lora))
