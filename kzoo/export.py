@@ -996,8 +996,8 @@ def _quiet(enabled: bool) -> Iterator[None]:
 def supported_formats(name: str) -> dict[str, str]:
     """``{format: "ok" or the converter's reason}`` for a registered model, as the parity test measured.
 
-    Read from ``kzoo/export_support.json``, which ``tests/test_export.py`` checks against
-    fresh exports of every registered model (and ``tests/scripts/export_matrix.py`` writes).
+    Read from ``kzoo/export_support.json``, written by ``tests/scripts/export_matrix.py`` from
+    fresh exports of every registered model; ``tests/test_export_matrix.py`` checks it in CI.
     """
     if not SUPPORT_FILE.exists():
         return {}

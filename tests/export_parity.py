@@ -1,6 +1,7 @@
 """The export parity matrix: every registered model exported to every format, each file run by
 its own runtime (called here directly, not through kzoo.export.load) and compared with Keras'
-``model.predict``. ``tests/test_export_matrix_*.py`` run it in two halves (one per worker)."""
+``model.predict``. ``tests/test_export_matrix.py`` runs it in CI; ``tests/scripts/export_matrix.py``
+runs it for every model and records the outcomes."""
 
 from __future__ import annotations
 
@@ -55,13 +56,26 @@ def run_in_runtime(path: Path, fmt: str, arrays: dict) -> list[np.ndarray]:
     return [result[port] for port in compiled.outputs]
 
 
-def check(name: str, directory: Path, recorded: dict | None = None) -> dict[str, str]:
+# Layer settings that change what a converter emits (beyond the layer's type).
+_SIGNATURE_KEYS = ("groups", "activation", "return_sequences", "go_backwards", "merge_mode", "padding", "data_format")
+
+
+def export_signature(model: keras.Model) -> frozenset:
+    """What the converters see of a model: each layer type with the settings that matter to them."""
+    entries = set()
+    for layer in model._flatten_layers(include_self=False):
+        config = layer.get_config() if hasattr(layer, "get_config") else {}
+        entries.add((type(layer).__name__, *(str(config.get(key)) for key in _SIGNATURE_KEYS)))
+    return frozenset(entries)
+
+
+def check(name: str, directory: Path, recorded: dict | None = None, model: keras.Model | None = None) -> dict[str, str]:
     """Exports ``name`` to every format and asserts each file's parity; returns {format: "ok" | reason}.
 
     With ``recorded`` (a model's entry of kzoo/export_support.json) it also asserts that what
     exported, and what did not, is what the file says.
     """
-    model = build(name)
+    model = model if model is not None else build(name)
     measured = {}
     for fmt in FORMATS:
         path = directory / f"{name}_{fmt}{SUFFIX[fmt]}"

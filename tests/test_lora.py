@@ -205,3 +205,15 @@ def test_plan_has_one_lora_phase_and_merge_lora_sits_beside_finetune():
     phases = finetune_lib.plan("lora", 3, learning_rate=0.01)
     assert [(p.name, p.start, p.end, p.learning_rate) for p in phases] == [("lora", 0, 3, 0.01)]
     assert "lora" in finetune_lib.STRATEGIES and finetune_lib.merge_lora is kzoo.merge_lora
+
+
+def test_the_lora_run_directory_exports_and_its_runtime_matches_the_lora_model(trained, tmp_path):
+    from kzoo.cli import main as kzoo_command
+    from kzoo.export import load
+
+    state, _, _ = trained
+    model, run, probe = state["model"], state["run"], state["probe"]
+    assert kzoo_command(["export", str(run), str(tmp_path / "tuned.onnx"), "--format", "onnx"]) == 0
+    feed = probe if isinstance(probe, dict) else {model.inputs[0].name.split(":")[0]: np.asarray(probe)}
+    outputs = load(tmp_path / "tuned.onnx")({k: np.asarray(v) for k, v in feed.items()})[0]
+    np.testing.assert_allclose(outputs, _outputs(model, probe), atol=1e-4)
