@@ -596,9 +596,10 @@ def export(
     staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.export-"))
     try:
         staged = staging / path.name
-        _convert(exported, staged, format, quantize, calibration, verbose)
-        if format == "saved_model" and identity is not None and identity.text:
-            _add_text_signature(exported, staged, identity)
+        if format == "saved_model" and _reads_vocabulary(exported, identity):
+            _write_text_savedmodel(exported, staged, identity)
+        else:
+            _convert(exported, staged, format, quantize, calibration, verbose)
         try:
             got = load(staged, format)(arrays)
         except KzooError:
@@ -736,38 +737,50 @@ def converter_reason(error: BaseException) -> str:
     return first[:300]
 
 
-def _add_text_signature(model: keras.Model, staged: Path, identity: Any) -> None:
-    """Re-writes the SavedModel with a ``serve_text`` endpoint: strings in, tokenized in the graph."""
+def _reads_vocabulary(model: keras.Model, identity: Any) -> bool:
+    """A one-input model whose text is tokenized with a word vocabulary (TextVectorization)."""
+    text = identity.text if identity is not None else None
+    return bool(text) and text.get("kind") == "vocabulary" and len(model.inputs) == 1
+
+
+def _write_text_savedmodel(model: keras.Model, staged: Path, identity: Any) -> None:
+    """A SavedModel with Keras' ``serve`` endpoint (token ids) and ``serve_text`` (strings in).
+
+    Written through Keras' ``ExportArchive``, as ``model.export`` does, with one endpoint more:
+    ``serve_text`` runs the model's own vocabulary as a ``TextVectorization`` in the graph.
+    WordPiece and hashed-token models get no string endpoint (token ids, with the vocabulary
+    and a README beside the file).
+    """
     import tensorflow as tf
 
     settings = identity.text
-    kind = settings.get("kind")
-    if kind not in ("vocabulary", "strings"):
-        return  # WordPiece and hashed taggers: token ids, with the vocabulary and README beside
     archive = keras.export.ExportArchive()
     archive.track(model)
-    names = input_names(model)
-    spec = [keras.InputSpec(shape=t.shape, dtype=t.dtype, name=n) for t, n in zip(model.inputs, names)]
-    structure = spec[0] if len(spec) == 1 else spec
-    archive.add_endpoint("serve", lambda x: model(x, training=False), input_signature=[structure])
-    if kind == "vocabulary" and len(names) == 1:
-        vectorizer = keras.layers.TextVectorization(
-            vocabulary=settings["vocabulary"], standardize=settings.get("standardize"), split=settings.get("split")
-        )
-        vectorizer(tf.constant(["built"]))  # built, so the archive can track its lookup table
-        archive.track(vectorizer)
-        limit = settings.get("max_length")
+    name = input_names(model)[0]
+    spec = keras.InputSpec(shape=model.inputs[0].shape, dtype=model.inputs[0].dtype, name=name)
+    archive.add_endpoint("serve", lambda x: model(x, training=False), input_signature=[spec])
+    vectorizer = keras.layers.TextVectorization(
+        vocabulary=settings["vocabulary"], standardize=settings.get("standardize"), split=settings.get("split")
+    )
+    vectorizer(tf.constant(["built"]))  # built, so the archive can track its lookup table
+    archive.track(vectorizer)
+    limit = settings.get("max_length")
 
-        def serve_text(texts: Any) -> Any:
-            ids = vectorizer(texts)
-            if limit:
-                ids = ids[:, :limit]
-            return model(tf.cast(ids, model.inputs[0].dtype), training=False)
+    def serve_text(texts: Any) -> Any:
+        ids = vectorizer(texts)
+        if limit:
+            ids = ids[:, :limit]
+        return model(tf.cast(ids, model.inputs[0].dtype), training=False)
 
-        archive.add_endpoint("serve_text", serve_text, input_signature=[tf.TensorSpec((None,), tf.string, name="text")])
-    shutil.rmtree(staged)
+    archive.add_endpoint("serve_text", serve_text, input_signature=[tf.TensorSpec((None,), tf.string, name="text")])
     with _quiet(True):
-        archive.write_out(str(staged), verbose=False)
+        try:
+            archive.write_out(str(staged), verbose=False)
+        except Exception as error:  # TensorFlow's saver raises many types; kzoo reports its reason
+            raise ExportError(
+                f"{model.name} cannot be exported to saved_model: {type(error).__name__}: "
+                f"{converter_reason(error)}. Nothing was written."
+            ) from error
 
 
 def _max_difference(got: list, expected: list, name: str, format: str) -> float:  # noqa: A002
