@@ -56,6 +56,7 @@ import numpy as np
 
 from kzoo import identity as identity_lib
 from kzoo.errors import ExportError, InvalidArgumentError, KzooError, did_you_mean, expected_received
+from kzoo.inputs import _by_input
 
 FORMATS = ("saved_model", "litert", "onnx", "openvino")
 _KERAS_FORMAT = {"saved_model": "tf_saved_model", "litert": "litert", "onnx": "onnx", "openvino": "openvino"}
@@ -254,19 +255,11 @@ def inference_model(model: keras.Model, format: str, sequence_length: int | None
     A float32 copy of a mixed-precision model; for LiteRT and OpenVINO, a copy with its RNN
     layers unrolled over ``sequence_length`` time steps (see the module docstring).
     """
-    config = model.get_config() if "layers" in (model.get_config() or {}) else None
+    config = model.get_config() or {}
     mixed = _mixed(model)
-    needs_unroll = config is not None and format in ("litert", "openvino") and _has_rnn(config)
+    needs_unroll = "layers" in config and format in ("litert", "openvino") and _has_rnn(config)
     if not mixed and not needs_unroll:
         return model, None
-    if config is None:
-        raise ExportError(
-            expected_received(
-                f"model for {format}",
-                "a functional model (as kzoo.get returns) so kzoo can make a float32 / unrolled copy",
-                type(model).__name__,
-            )
-        )
     length = None
     if needs_unroll and _time_dimension_free(model):
         length = sequence_length or default_sequence_length(model)
@@ -290,9 +283,7 @@ def inference_model(model: keras.Model, format: str, sequence_length: int | None
                 if len(shape) >= 2 and shape[1] is None:
                     shape[1] = int(length)
                 layer_config["config"]["batch_shape"] = shape
-    copy = type(model).from_config(config)
-    copy.set_weights(model.get_weights())
-    return copy, length
+    return _functional_copy(model, f"a float32 / unrolled {format} export", config), length
 
 
 # --------------------------------------------------------------------------------------
@@ -355,17 +346,8 @@ def _fit_length(value: np.ndarray, shape: list[int]) -> np.ndarray:
     return np.pad(value, pad)
 
 
-def keras_feed(model: keras.Model, arrays: dict) -> Any:
-    """Arrays by input name, in the structure ``model`` is called with."""
-    structure = getattr(model, "_inputs_struct", None)
-    if isinstance(structure, dict):
-        return {key: arrays[key] for key in structure}
-    names = input_names(model)
-    return [arrays[n] for n in names] if len(names) > 1 else arrays[names[0]]
-
-
 def keras_outputs(model: keras.Model, arrays: dict) -> list[np.ndarray]:
-    outputs = model(keras_feed(model, arrays), training=False)
+    outputs = model(_by_input(model, arrays), training=False)
     return [np.asarray(keras.ops.convert_to_numpy(o), "float32") for o in keras.tree.flatten(outputs)]
 
 
@@ -489,24 +471,23 @@ def calibration_batches(
         calibration = calibration.train
     names = input_names(model)
 
-    def rows() -> Iterator[dict]:
-        if isinstance(calibration, np.ndarray) or isinstance(calibration, (list, tuple)):
+    def example(values: dict) -> dict:  # one example, a batch of 1; floats as float32
+        return {k: (v.astype("float32") if v.dtype.kind == "f" else v) for k, v in values.items()}
+
+    def representative() -> Iterator[dict]:
+        if isinstance(calibration, (np.ndarray, list, tuple)):
             for row in np.asarray(calibration)[:limit]:
-                yield {names[0]: row[None]}
+                yield example({names[0]: row[None]})
             return
         seen = 0
         for batch in calibration:
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
             x = {names[0]: x} if not isinstance(x, dict) else x
             for i in range(int(np.shape(next(iter(x.values())))[0])):
-                yield {k: np.asarray(v[i : i + 1]) for k, v in x.items()}
+                yield example({k: np.asarray(v[i : i + 1]) for k, v in x.items()})
                 seen += 1
                 if seen >= limit:
                     return
-
-    def representative() -> Iterator[dict]:
-        for row in rows():
-            yield {k: v.astype("float32") if v.dtype.kind == "f" else v for k, v in row.items()}
 
     return representative
 
@@ -630,11 +611,23 @@ def export(
 
 def _keras_int8_copy(model: keras.Model) -> keras.Model:
     """A copy of ``model`` with Keras' int8 weight quantization (Dense, EinsumDense, Embedding)."""
-    copy = type(model).from_config(model.get_config()) if "layers" in model.get_config() else None
-    if copy is None:
-        raise ExportError(expected_received("model for quantize='int8'", "a functional model", type(model).__name__))
-    copy.set_weights(model.get_weights())
+    copy = _functional_copy(model, "quantize='int8'", model.get_config())
     copy.quantize("int8")
+    return copy
+
+
+def _functional_copy(model: keras.Model, purpose: str, config: dict | None) -> keras.Model:
+    """``model`` rebuilt from ``config`` (its own, possibly edited) with its weights."""
+    if not config or "layers" not in config:
+        raise ExportError(
+            expected_received(
+                f"model for {purpose}",
+                "a functional model (as kzoo.get returns) so kzoo can make a copy",
+                type(model).__name__,
+            )
+        )
+    copy = type(model).from_config(config)
+    copy.set_weights(model.get_weights())
     return copy
 
 
