@@ -57,6 +57,7 @@ import numpy as np
 from kzoo import identity as identity_lib
 from kzoo.errors import ExportError, InvalidArgumentError, KzooError, did_you_mean, expected_received
 from kzoo.inputs import _by_input
+from kzoo.layers.crf import decoding as crf_decoding
 
 FORMATS = ("saved_model", "litert", "onnx", "openvino")
 _KERAS_FORMAT = {"saved_model": "tf_saved_model", "litert": "litert", "onnx": "onnx", "openvino": "openvino"}
@@ -565,47 +566,52 @@ def export(
         )
     identity = identity_lib.of(model)
     exported, length = inference_model(model, format, sequence_length)
-    # The reference is float32 Keras: a mixed-precision model is compared through its float32 copy.
-    reference = inference_model(model, "saved_model")[0] if _mixed(model) else model
-    if quantize == "int8" and format == "saved_model":
-        exported = _keras_int8_copy(exported)
-    arrays = check_inputs(exported, sequence_length=length)
-    expected = keras_outputs(reference, arrays)
+    # A CRF tagger is exported decoding (Viterbi scores, as its predict gives): kzoo.layers.crf.
+    with contextlib.ExitStack() as stack:
+        for holder in (model, exported):
+            stack.enter_context(crf_decoding(holder))
+        # The reference is float32 Keras: a mixed-precision model is compared through its float32 copy.
+        reference = inference_model(model, "saved_model")[0] if _mixed(model) else model
+        stack.enter_context(crf_decoding(reference))
+        if quantize == "int8" and format == "saved_model":
+            exported = _keras_int8_copy(exported)
+        arrays = check_inputs(exported, sequence_length=length)
+        expected = keras_outputs(reference, arrays)
 
-    parent = path.absolute().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.export-"))
-    try:
-        staged = staging / path.name
-        if format == "saved_model" and _reads_vocabulary(exported, identity):
-            _write_text_savedmodel(exported, staged, identity)
-        else:
-            _convert(exported, staged, format, quantize, calibration, verbose)
+        parent = path.absolute().parent
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=parent, prefix=f".{path.name}.export-"))
         try:
-            got = load(staged, format)(arrays)
-        except KzooError:
-            raise
-        except Exception as error:  # the runtimes raise their own types; kzoo reports their reason
-            raise ExportError(
-                f"{exported.name} was converted to {format}, but its runtime cannot run the file: "
-                f"{type(error).__name__}: {runtime_reason(error)}. Nothing was written."
-            ) from error
-        difference = _max_difference(got, expected, exported.name, format)
-        # float32 round-off grows with the outputs' size (a 110-layer ResNet's logits reach the
-        # hundreds), so the bound is relative to the largest Keras output once that exceeds 1.
-        scale = max([1.0] + [float(np.max(np.abs(e))) for e in expected if e.size])
-        if quantize is None and not difference <= tolerance * scale:
-            raise ExportError(
-                f"{exported.name} exported to {format}, but its runtime's outputs differ from Keras' by "
-                f"{difference:.3g} (more than tolerance={tolerance:g} x max(1, max |output|) = "
-                f"{tolerance * scale:.3g}) "
-                "on a fixed input. Nothing was written. Pass a larger tolerance= to accept it."
-            )
-        sidecars = _write_sidecars(exported, staged, format, identity, length, quantize, difference)
-        files = _move_into_place(staging, path, format, sidecars, overwrite)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    size = _size(path) + (_size(path.with_suffix(".bin")) if format == "openvino" else 0)
+            staged = staging / path.name
+            if format == "saved_model" and _reads_vocabulary(exported, identity):
+                _write_text_savedmodel(exported, staged, identity)
+            else:
+                _convert(exported, staged, format, quantize, calibration, verbose)
+            try:
+                got = load(staged, format)(arrays)
+            except KzooError:
+                raise
+            except Exception as error:  # the runtimes raise their own types; kzoo reports their reason
+                raise ExportError(
+                    f"{exported.name} was converted to {format}, but its runtime cannot run the file: "
+                    f"{type(error).__name__}: {runtime_reason(error)}. Nothing was written."
+                ) from error
+            difference = _max_difference(got, expected, exported.name, format)
+            # float32 round-off grows with the outputs' size (a 110-layer ResNet's logits reach the
+            # hundreds), so the bound is relative to the largest Keras output once that exceeds 1.
+            scale = max([1.0] + [float(np.max(np.abs(e))) for e in expected if e.size])
+            if quantize is None and not difference <= tolerance * scale:
+                raise ExportError(
+                    f"{exported.name} exported to {format}, but its runtime's outputs differ from Keras' by "
+                    f"{difference:.3g} (more than tolerance={tolerance:g} x max(1, max |output|) = "
+                    f"{tolerance * scale:.3g}) "
+                    "on a fixed input. Nothing was written. Pass a larger tolerance= to accept it."
+                )
+            sidecars = _write_sidecars(exported, staged, format, identity, length, quantize, difference)
+            files = _move_into_place(staging, path, format, sidecars, overwrite)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        size = _size(path) + (_size(path.with_suffix(".bin")) if format == "openvino" else 0)
     return ExportResult(format, path, tuple(files), size, float(difference), quantize, length)
 
 

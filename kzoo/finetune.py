@@ -168,7 +168,14 @@ def unfreeze(model: keras.Model, from_stage: str | None = None, *, keep_batchnor
 
 
 def default_loss(model: keras.Model) -> keras.losses.Loss:
-    """Cross-entropy matching the model's head: from logits unless it ends in softmax/sigmoid."""
+    """Cross-entropy matching the model's head: from logits unless it ends in softmax/sigmoid.
+
+    A model ending in a CRF (``bilstm_crf_tagger``) gets the CRF's own loss instead.
+    """
+    from kzoo.layers.crf import CRFLoss, crf_layers
+
+    if len(crf_layers(model)) == 1:
+        return CRFLoss(crf_layers(model)[0])
     last = model.get_layer(_head_layers(model)[0]) if _head_layers(model) else model.layers[-1]
     activation = getattr(getattr(last, "activation", None), "__name__", "linear")
     from_logits = activation not in ("softmax", "sigmoid")

@@ -218,7 +218,9 @@ def attach(model: keras.Model, identity: ModelIdentity, *, name: str | None = No
 class KzooModel(keras.Model):
     """A functional ``keras.Model`` that knows what it is (see :func:`of`).
 
-    Everything a ``keras.Model`` does works unchanged. In addition, ``predict``,
+    Everything a ``keras.Model`` does works unchanged. A CRF tagger's ``predict`` and
+    ``predict_on_batch`` give Viterbi-decoded scores (:mod:`kzoo.layers.crf`), and its
+    ``compile`` binds a ``CRFLoss()`` to the CRF layer. In addition, ``predict``,
     ``evaluate`` and ``fit`` take raw inputs where the model has a way to read them:
     Python strings, lists of strings and NumPy string arrays for text models (tokenized with
     the vocabulary the model carries, before the compiled step), raw 0-255 pixels for image
@@ -233,10 +235,36 @@ class KzooModel(keras.Model):
     def kzoo_identity(self) -> ModelIdentity | None:
         return of(self)
 
+    def compile(self, *args: Any, **kwargs: Any) -> None:
+        from kzoo.layers.crf import CRFLoss
+
+        loss = kwargs["loss"] if "loss" in kwargs else (args[1] if len(args) > 1 else None)
+        for item in keras.tree.flatten(loss) if loss is not None else []:
+            if isinstance(item, CRFLoss):  # an unbound CRFLoss() learns which layer it scores
+                item.bind(self)
+        super().compile(*args, **kwargs)
+
+    def compile_from_config(self, config: dict[str, Any]) -> None:
+        # Keras skips compile() on load for a class that overrides it; this one only binds
+        # CRF losses, so the saved compile arguments are restored as Keras would.
+        from keras.src.saving import serialization_lib
+
+        self.compile(**serialization_lib.deserialize_keras_object(config))
+        if getattr(self, "optimizer", None) is not None and self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def predict(self, x: Any, *args: Any, **kwargs: Any) -> Any:
         from kzoo import inputs
+        from kzoo.layers.crf import decoding
 
-        return super().predict(inputs.prepare(self, x, "predict"), *args, **kwargs)
+        with decoding(self):  # a CRF's predictions are Viterbi-decoded (kzoo.layers.crf)
+            return super().predict(inputs.prepare(self, x, "predict"), *args, **kwargs)
+
+    def predict_on_batch(self, x: Any) -> Any:
+        from kzoo.layers.crf import decoding
+
+        with decoding(self):
+            return super().predict_on_batch(x)
 
     def evaluate(self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any) -> Any:
         from kzoo import inputs

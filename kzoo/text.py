@@ -353,11 +353,15 @@ def tag(model: Any, tokens: Sequence[str] | str, *, features: TokenFeatures | No
     return [(token, names[int(i)]) for token, i in zip(tokens, np.argmax(logits, axis=-1))]
 
 
-def evaluate_tagger(model: Any, dataset: Any, tag_names: Sequence[str] = CONLL_TAGS) -> dict[str, float]:
+def evaluate_tagger(
+    model: Any, dataset: Any, tag_names: Sequence[str] = CONLL_TAGS, *, by_type: bool = False
+) -> dict[str, Any]:
     """Entity-level scores (:func:`conll_f1`) of a tagger on a dataset from :func:`tagging_datasets`.
 
     Padding (word id 0) is skipped; the gold tags are the dataset's own, so the order in
-    which the length buckets deliver the sentences does not matter.
+    which the length buckets deliver the sentences does not matter. A CRF tagger from
+    ``kzoo.get`` is scored on its Viterbi paths (``predict_on_batch`` decodes).
+    ``by_type`` adds the scores per entity type, as :func:`conll_f1` does.
     """
     truth, guesses = [], []
     for features, tags in dataset:
@@ -368,7 +372,7 @@ def evaluate_tagger(model: Any, dataset: Any, tag_names: Sequence[str] = CONLL_T
             length = int(np.count_nonzero(words[row]))
             truth.append([tag_names[i] for i in tags[row, :length]])
             guesses.append([tag_names[i] for i in predicted[row, :length]])
-    return conll_f1(truth, guesses)
+    return conll_f1(truth, guesses, by_type=by_type)
 
 
 def chunks(tags: Sequence[str]) -> set[tuple[str, int, int]]:
@@ -391,22 +395,37 @@ def chunks(tags: Sequence[str]) -> set[tuple[str, int, int]]:
     return found
 
 
-def conll_f1(true_tags: Sequence[Sequence[str]], predicted_tags: Sequence[Sequence[str]]) -> dict[str, float]:
-    """Entity-level precision, recall and F1 (percent) over sentences, as conlleval counts them."""
+def conll_f1(
+    true_tags: Sequence[Sequence[str]], predicted_tags: Sequence[Sequence[str]], *, by_type: bool = False
+) -> dict[str, Any]:
+    """Entity-level precision, recall and F1 (percent) over sentences, as conlleval counts them.
+
+    With ``by_type``, ``"by_type"`` maps each entity type found in either tagging (``"PER"``,
+    ``"LOC"``, ...) to its own scores, as conlleval's per-type lines do.
+    """
     if len(true_tags) != len(predicted_tags) or any(len(a) != len(b) for a, b in zip(true_tags, predicted_tags)):
         raise InvalidArgumentError(
             expected_received("predicted_tags", "a tag for every token of every sentence", "other lengths")
         )
-    correct = guessed = gold = 0
+    counts: dict[str | None, list[int]] = {None: [0, 0, 0]}  # type -> [correct, guessed, gold]; None: all
     for truth, guess in zip(true_tags, predicted_tags):
         true_chunks, guessed_chunks = chunks(truth), chunks(guess)
-        correct += len(true_chunks & guessed_chunks)
-        guessed += len(guessed_chunks)
-        gold += len(true_chunks)
-    precision = 100.0 * correct / guessed if guessed else 0.0
-    recall = 100.0 * correct / gold if gold else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "chunks": gold, "found": guessed, "correct": correct}
+        for key, chosen in ((0, true_chunks & guessed_chunks), (1, guessed_chunks), (2, true_chunks)):
+            for chunk in chosen:
+                for kind in (None, chunk[0]):
+                    counts.setdefault(kind, [0, 0, 0])[key] += 1
+
+    def scores(correct: int, guessed: int, gold: int) -> dict[str, Any]:
+        precision = 100.0 * correct / guessed if guessed else 0.0
+        recall = 100.0 * correct / gold if gold else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        counted = {"chunks": gold, "found": guessed, "correct": correct}
+        return {"precision": precision, "recall": recall, "f1": f1, **counted}
+
+    result = scores(*counts.pop(None))
+    if by_type:
+        result["by_type"] = {kind: scores(*counts[kind]) for kind in sorted(counts)}
+    return result
 
 
 def embeddings_for(model: Any) -> tuple[np.ndarray, list[str]]:

@@ -34,6 +34,17 @@ def _outputs(result) -> list:
     )
 
 
+def _scalar(model: keras.Model, outputs) -> object:
+    """A scalar of every output: the mean square, or for a CRF tagger its own loss (the CRF's
+    transition scores enter only through it, kzoo.layers.crf), on tag 0 everywhere."""
+    from kzoo.layers.crf import CRFLoss, crf_layers
+
+    if crf_layers(model):
+        (output,) = _outputs(outputs)
+        return CRFLoss(crf_layers(model)[0])(keras.ops.zeros(keras.ops.shape(output)[:2], "int32"), output)
+    return sum(keras.ops.mean(keras.ops.square(o)) for o in _outputs(outputs))
+
+
 def _gradients(model: keras.Model, inputs) -> list:
     """Gradients of a scalar of every output with respect to every trainable weight."""
     backend = keras.backend.backend()
@@ -41,7 +52,7 @@ def _gradients(model: keras.Model, inputs) -> list:
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
-            loss = sum(keras.ops.mean(keras.ops.square(o)) for o in _outputs(model(inputs, training=True)))
+            loss = _scalar(model, model(inputs, training=True))
         return tape.gradient(loss, model.trainable_weights)
     if backend == "jax":
         import jax
@@ -51,7 +62,8 @@ def _gradients(model: keras.Model, inputs) -> list:
 
         def loss_fn(values):
             result, _ = model.stateless_call(values, non_trainable, inputs, training=True)
-            return sum(keras.ops.mean(keras.ops.square(o)) for o in _outputs(result))
+            with keras.StatelessScope(state_mapping=list(zip(model.trainable_variables, values))):
+                return _scalar(model, result)
 
         return list(jax.grad(loss_fn)(trainable))
     pytest.skip(f"no gradient helper for backend {backend!r}")
@@ -134,14 +146,23 @@ def test_compiles_with_xla(name):
         pytest.skip(f"same layer types as {_COMPILED_LAYER_TYPES[types]}, compiled with XLA already")
     _COMPILED_LAYER_TYPES[types] = name
     inputs = spec.sample_inputs(model, batch_size=4)
+    from kzoo.layers.crf import CRFLoss, crf_layers
+
     targets = [np.zeros(tuple(o.shape), "float32") for o in _outputs(model(inputs))]
+    loss = "mse"
+    if crf_layers(model):  # a CRF trains through its own loss (tag ids), which reaches its transitions
+        loss, targets = CRFLoss(), [np.zeros(tuple(targets[0].shape)[:2], "int32")]
     # Adam keeps steps small: plain SGD can blow up a 150-layer network two units wide.
-    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse", jit_compile=True)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=loss, jit_compile=True)
     assert model.jit_compile is True
     before = [w.copy() for w in model.get_weights()]
     first = model.train_on_batch(inputs, targets[0] if len(targets) == 1 else targets)
     second = model.train_on_batch(inputs, targets[0] if len(targets) == 1 else targets)
     assert np.isfinite(first) and np.isfinite(second)
+    if crf_layers(model):
+        transitions = crf_layers(model)[0].transitions
+        index = [w.path for w in model.weights].index(transitions.path)
+        assert not np.array_equal(before[index], np.asarray(transitions))
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     assert all(np.all(np.isfinite(w)) for w in model.get_weights())
 

@@ -1,5 +1,6 @@
 """Blocks shared by several model families (conv-bn-act, residual, attention, ...)."""
 
+from kzoo.layers.crf import CRF, CRFLoss
 from kzoo.layers.gradient_reversal import GradientReversal
 from kzoo.layers.identity import ImagePreprocessing, KzooIdentity
 from kzoo.layers.lipschitz import GroupSort
@@ -8,6 +9,8 @@ from kzoo.layers.transformer import Bias, GatherPositions, PositionEmbedding, To
 
 __all__ = [
     "Bias",
+    "CRF",
+    "CRFLoss",
     "GatherPositions",
     "GradientReversal",
     "GroupSort",

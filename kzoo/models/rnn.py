@@ -23,6 +23,7 @@ from typing import Any
 import keras
 
 from kzoo.errors import InvalidArgumentError, expected_received
+from kzoo.layers.crf import CRF
 from kzoo.layers.masking import MaskFromIds
 from kzoo.models._vision import classifier
 from kzoo.registry import ModelSpec, register_model
@@ -147,10 +148,19 @@ def bilstm_tagger(
     char_filters: int = 50,
     max_word_length: int = 16,
     dropout: float = 0.0,
+    char_encoder: str = "cnn",
+    char_units: int = 25,
+    crf: bool = False,
     classifier_activation: Any = None,
     name: str = "bilstm_tagger",
 ) -> keras.Model:
     """A many-to-many bidirectional LSTM tagger (a tag per token, e.g. named entities).
+
+    With ``crf=True`` (``bilstm_crf_tagger``) a linear-chain CRF (``kzoo.layers.CRF``)
+    scores whole tag sequences on top of the per-token scores: the model's output is then the
+    CRF's emissions when called, and Viterbi-decoded scores (argmax = best tag sequence)
+    in ``predict`` and in exported files; train it with ``kzoo.layers.CRFLoss``, which
+    ``kzoo.finetune`` picks by itself.
 
     Args:
         vocab_size: Number of word ids, padding (0) included. The CoNLL-2003 weights use
@@ -165,13 +175,20 @@ def bilstm_tagger(
         char_filters: Filters of the character convolution (width 3).
         max_word_length: Characters kept per word (the ``chars`` input's last axis).
         dropout: Dropout on the token features and on the LSTM outputs.
-        classifier_activation: ``None`` for logits (default).
+        char_encoder: ``"cnn"``: a width-3 convolution max-pooled over the characters (Ma &
+            Hovy 2016); ``"lstm"``: a bidirectional LSTM over each word's characters, its
+            two last states concatenated (Lample et al. 2016).
+        char_units: Units per direction of the ``"lstm"`` character encoder.
+        crf: End in a linear-chain CRF (see above).
+        classifier_activation: ``None`` for logits (default; the only choice with a CRF).
         name: Model name.
 
     Returns:
         A functional ``keras.Model``: ``words`` ``(batch, length)`` int (and ``chars``
         ``(batch, length, max_word_length)`` int when ``char_features``) ->
-        ``(batch, length, num_classes)`` logits; padded positions are masked.
+        ``(batch, length, num_classes)`` logits (CRF: emissions / decoded scores); padded
+        positions are masked. Layers: ``embedding``, ``char_*``, ``rnn1``, ``predictions``
+        (and ``crf``).
     """
     check_text_args(
         model=name,
@@ -195,13 +212,25 @@ def bilstm_tagger(
             _positive_int(name, what, value)
         chars = keras.Input(shape=(sequence_length, max_word_length), dtype="int32", name="chars")
         inputs.append(chars)
-        c = keras.layers.Embedding(char_vocab_size, char_embedding_dim, name="char_embedding")(chars)
-        # A width-3 convolution along each word and a max over its characters. As a (1, 3)
-        # Conv2D over (words, characters) rather than TimeDistributed(Conv1D): XLA compiles
-        # this, but not TimeDistributed's per-word loop over variable-length sentences.
-        c = keras.layers.Conv2D(char_filters, (1, 3), padding="same", activation="tanh", name="char_conv")(c)
-        c = keras.layers.MaxPooling2D((1, max_word_length), name="char_pool")(c)
-        c = keras.layers.Reshape((-1, char_filters), name="char_features")(c)
+        if char_encoder == "lstm":
+            _positive_int(name, "char_units", char_units)
+            # Each word's characters as one sequence: (batch * words, characters) through a
+            # masked bidirectional LSTM, and back. A reshape rather than TimeDistributed, which
+            # XLA cannot compile over sentences of variable length (see below).
+            flat = WordsAsRows(name="char_words")(chars)
+            c = keras.layers.Embedding(char_vocab_size, char_embedding_dim, mask_zero=True, name="char_embedding")(flat)
+            c = keras.layers.Bidirectional(keras.layers.LSTM(char_units), name="char_rnn")(c)
+            c = CharsBack(name="char_features")([c, words])
+        elif char_encoder == "cnn":
+            c = keras.layers.Embedding(char_vocab_size, char_embedding_dim, name="char_embedding")(chars)
+            # A width-3 convolution along each word and a max over its characters. As a (1, 3)
+            # Conv2D over (words, characters) rather than TimeDistributed(Conv1D): XLA compiles
+            # this, but not TimeDistributed's per-word loop over variable-length sentences.
+            c = keras.layers.Conv2D(char_filters, (1, 3), padding="same", activation="tanh", name="char_conv")(c)
+            c = keras.layers.MaxPooling2D((1, max_word_length), name="char_pool")(c)
+            c = keras.layers.Reshape((-1, char_filters), name="char_features")(c)
+        else:
+            raise InvalidArgumentError(expected_received(f"{name}: char_encoder", "'cnn' or 'lstm'", char_encoder))
         c = MaskFromIds(name="char_mask")([c, words])  # so the concatenation keeps the padding mask
         x = keras.layers.Concatenate(name="features")([x, c])
     if dropout:
@@ -209,8 +238,56 @@ def bilstm_tagger(
     x = keras.layers.Bidirectional(keras.layers.LSTM(units, return_sequences=True), name="rnn1")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="rnn1_dropout")(x)
+    if crf and classifier_activation is not None:
+        raise InvalidArgumentError(
+            expected_received(f"{name}: classifier_activation", "None (a CRF reads raw scores)", classifier_activation)
+        )
     outputs = classifier(x, num_classes=num_classes, classifier_activation=classifier_activation)
+    if crf:
+        outputs = CRF(num_classes, name="crf")(outputs)
     return keras.Model(inputs, outputs, name=name)
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class WordsAsRows(keras.layers.Layer):
+    """``(batch, words, characters)`` ids to ``(batch * words, characters)`` (Reshape keeps the batch axis)."""
+
+    def call(self, chars: Any) -> Any:
+        from keras import ops
+
+        return ops.reshape(chars, (-1, chars.shape[-1]))
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (None, input_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class CharsBack(keras.layers.Layer):
+    """``(batch * words, features)`` back to ``(batch, words, features)``, with the words' mask.
+
+    Called as ``CharsBack()([features, words])``; the word count comes from ``words`` at run
+    time (a Reshape needs it fixed), and the mask is ``words != 0`` so that concatenating
+    with the word embeddings keeps the padding mask.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs: Any) -> Any:
+        from keras import ops
+
+        features, words = inputs
+        shape = ops.shape(words)
+        return ops.reshape(features, (shape[0], shape[1], features.shape[-1]))
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        from keras import ops
+
+        return ops.not_equal(inputs[1], 0)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (*input_shape[1][:2], input_shape[0][-1])
 
 
 def token_inputs(model: Any, batch_size: int, rng: Any) -> Any:
@@ -242,6 +319,7 @@ def token_inputs(model: Any, batch_size: int, rng: Any) -> Any:
 # model (tests/test_registry.py checks them against the built model).
 CARD_FACTS = {
     "bilstm_classifier": {"num_params": 2_823_682, "input_shape": (None,)},
+    "bilstm_crf_tagger": {"num_params": 3_496_133, "input_shape": None},
     "bilstm_tagger": {"num_params": 1_153_645, "input_shape": None},
     "gru_classifier": {"num_params": 2_659_330, "input_shape": (None,)},
     "lstm_classifier": {"num_params": 2_691_842, "input_shape": (None,)},
@@ -311,6 +389,38 @@ register_model(
         example=(
             "import kzoo\n"
             "model = kzoo.get('bilstm_tagger', pretrained='conll2003')   # hashed words, no vocabulary\n"
+            "print(kzoo.text.tag(model, ['EU', 'rejects', 'German', 'call', 'to', 'boycott', 'British', 'lamb']))"
+        ),
+    )
+)
+register_model(
+    ModelSpec(
+        name="bilstm_crf_tagger",
+        **CARD_FACTS["bilstm_crf_tagger"],
+        builder=bilstm_tagger,
+        family="rnn",
+        task="token-classification",
+        paper=f"{LAMPLE}; Lafferty et al. 2001, Conditional random fields (ICML)",
+        kwargs={
+            "name": "bilstm_crf_tagger",
+            "crf": True,
+            "char_encoder": "lstm",
+            "vocab_size": 32768,
+            "embedding_dim": 100,
+            "units": 100,
+            "char_embedding_dim": 25,
+            "char_units": 25,
+        },
+        test_kwargs={"vocab_size": 50, "embedding_dim": 8, "units": 8, "char_embedding_dim": 4, "char_units": 4},
+        head_layers=("predictions", "crf"),
+        stages=("embedding", "rnn1"),
+        make_inputs=token_inputs,
+        description=(
+            "Word embedding + character bi-LSTM -> bidirectional LSTM -> linear-chain CRF (NER, Viterbi-decoded)."
+        ),
+        example=(
+            "import kzoo\n"
+            "model = kzoo.get('bilstm_crf_tagger', pretrained='conll2003')   # hashed words, no vocabulary\n"
             "print(kzoo.text.tag(model, ['EU', 'rejects', 'German', 'call', 'to', 'boycott', 'British', 'lamb']))"
         ),
     )
