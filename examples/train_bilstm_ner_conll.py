@@ -59,6 +59,9 @@ parser.add_argument("--units", type=int, default=100)
 parser.add_argument("--num-bins", type=int, default=32768)
 parser.add_argument("--dropout", type=float, default=0.5)
 parser.add_argument("--learning-rate", type=float, default=2e-3)
+parser.add_argument(
+    "--normalize-digits", action=argparse.BooleanOptionalAction, default=None, help="default: on for the CRF tagger"
+)
 parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed; the median one ships")
 parser.add_argument("--output-dir", default="runs/bilstm_ner")
 parser.add_argument("--quick", action="store_true", help="1 epoch on 1,000 sentences; never publishes")
@@ -69,14 +72,19 @@ if args.quick:
 output_dir = Path(args.output_dir)
 output_dir.mkdir(parents=True, exist_ok=True)
 crf = args.model == "bilstm_crf_tagger"
+if args.normalize_digits is None:
+    args.normalize_digits = crf
 
 """
 ## Data
 
-Tags are read as they come (IOB1); the features need no vocabulary.
+Tags are read as they come (IOB1); the features need no vocabulary. The CRF tagger hashes
+every digit as 0 ("1996" and "2003" share an embedding; the characters still differ) and
+counts the hashed training words, so that at test time a word never seen in training goes to
+the unknown-word embedding (`kzoo.layers.UnknownWords`) rather than to an untrained bin.
 """
 
-features = kzoo.text.TokenFeatures(num_bins=args.num_bins)
+features = kzoo.text.TokenFeatures(num_bins=args.num_bins, normalize_digits=args.normalize_digits)
 
 
 def load(split, limit=None):
@@ -125,6 +133,9 @@ for seed in args.seeds:
         train_sentences, train_tags, features=features, batch_size=args.batch_size, lengths=lengths, seed=seed
     )
     model = kzoo.get(args.model, dropout=args.dropout, num_classes=len(CONLL_TAGS), **build)
+    if "unknown_words" in [layer.name for layer in model.layers]:
+        all_words = [word for sentence in train_sentences for word in sentence]
+        model.get_layer("unknown_words").set_counts(np.asarray(features(all_words)["words"]))
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0),
         loss=kzoo.layers.CRFLoss() if crf else keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -232,7 +243,12 @@ if args.publish:
         recipe="examples/train_bilstm_ner_conll.py " + " ".join(sys.argv[1:]),
         default=True,
         builder_kwargs=build,
-        text={"hashing": "lower-cased words, keras.layers.Hashing", "num_bins": args.num_bins, "max_word_length": 16},
+        text={
+            "hashing": f"lower-cased words{', digits as 0' if args.normalize_digits else ''}, keras.layers.Hashing",
+            "num_bins": args.num_bins,
+            "max_word_length": 16,
+            "normalize_digits": args.normalize_digits,
+        },
         notes=(
             f"median of seeds {args.seeds} by eng.testb F1 (seed {median['seed']} ships); "
             f"{max(seconds)} s of training per seed at most on 2 CPU cores"

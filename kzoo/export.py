@@ -874,9 +874,19 @@ def _tokenize_snippet(identity: Any, path: Path, format: str, length: int | None
             ]
         )
     if kind == "hashing":
-        return (
-            f"Each token is hashed: words into {settings.get('num_bins')} bins and characters (up to "
-            f"{settings.get('max_word_length')} per word); kzoo.text.TokenFeatures makes the inputs."
+        arguments = f"{settings.get('num_bins')}, {settings.get('max_word_length')}"
+        if settings.get("normalize_digits"):
+            arguments += ", normalize_digits=True"
+        return "\n".join(
+            [
+                f"Each token is hashed: words into {settings.get('num_bins')} bins and characters (up to "
+                f"{settings.get('max_word_length')} per word):",
+                "```python",
+                "import kzoo",
+                f"features = kzoo.text.TokenFeatures({arguments})",
+                "inputs = features(['EU', 'rejects', 'German', 'call'])   # words, chars",
+                "```",
+            ]
         )
     return "Token ids, as the model was trained on."
 

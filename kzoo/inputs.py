@@ -217,7 +217,11 @@ def text_encoder(model: Any, identity: Any = None) -> Any:
             vocabulary=settings["vocabulary"], standardize=settings.get("standardize"), split=settings.get("split")
         )
     elif kind == "hashing":
-        encoder = text_lib.TokenFeatures(settings.get("num_bins", 16384), settings.get("max_word_length", 16))
+        encoder = text_lib.TokenFeatures(
+            settings.get("num_bins", 16384),
+            settings.get("max_word_length", 16),
+            normalize_digits=settings.get("normalize_digits", False),
+        )
     elif kind == "strings":
         raise InvalidArgumentError(
             expected_received("model", "a model that tokenizes outside its graph", "kzoo.text.end_to_end's model")

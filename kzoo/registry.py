@@ -594,7 +594,12 @@ def _text_settings(record: weights_lib.WeightsRecord) -> dict[str, Any] | None:
             )
         return settings
     if "num_bins" in text:
-        return {"kind": "hashing", "num_bins": text["num_bins"], "max_word_length": text.get("max_word_length", 16)}
+        return {
+            "kind": "hashing",
+            "num_bins": text["num_bins"],
+            "max_word_length": text.get("max_word_length", 16),
+            "normalize_digits": text.get("normalize_digits", False),
+        }
     return None
 
 

@@ -353,15 +353,14 @@ def tag(model: Any, tokens: Sequence[str] | str, *, features: TokenFeatures | No
     return [(token, names[int(i)]) for token, i in zip(tokens, np.argmax(logits, axis=-1))]
 
 
-def evaluate_tagger(
-    model: Any, dataset: Any, tag_names: Sequence[str] = CONLL_TAGS, *, by_type: bool = False
-) -> dict[str, Any]:
-    """Entity-level scores (:func:`conll_f1`) of a tagger on a dataset from :func:`tagging_datasets`.
+def predict_tags(
+    model: Any, dataset: Any, tag_names: Sequence[str] = CONLL_TAGS
+) -> tuple[list[list[str]], list[list[str]]]:
+    """The gold and the predicted tag names of every sentence of a :func:`tagging_datasets` dataset.
 
     Padding (word id 0) is skipped; the gold tags are the dataset's own, so the order in
     which the length buckets deliver the sentences does not matter. A CRF tagger from
-    ``kzoo.get`` is scored on its Viterbi paths (``predict_on_batch`` decodes).
-    ``by_type`` adds the scores per entity type, as :func:`conll_f1` does.
+    ``kzoo.get`` is read on its Viterbi paths (``predict_on_batch`` decodes).
     """
     truth, guesses = [], []
     for features, tags in dataset:
@@ -372,7 +371,18 @@ def evaluate_tagger(
             length = int(np.count_nonzero(words[row]))
             truth.append([tag_names[i] for i in tags[row, :length]])
             guesses.append([tag_names[i] for i in predicted[row, :length]])
-    return conll_f1(truth, guesses, by_type=by_type)
+    return truth, guesses
+
+
+def evaluate_tagger(
+    model: Any, dataset: Any, tag_names: Sequence[str] = CONLL_TAGS, *, by_type: bool = False
+) -> dict[str, Any]:
+    """Entity-level scores (:func:`conll_f1`) of a tagger on a dataset from :func:`tagging_datasets`.
+
+    The tags are read by :func:`predict_tags`. ``by_type`` adds the scores per entity type,
+    as :func:`conll_f1` does.
+    """
+    return conll_f1(*predict_tags(model, dataset, tag_names), by_type=by_type)
 
 
 def chunks(tags: Sequence[str]) -> set[tuple[str, int, int]]:

@@ -78,22 +78,27 @@ class TokenFeatures:
     Words are lower-cased and hashed into ``num_bins`` ids by ``keras.layers.Hashing``
     (FarmHash, the same on every machine; 0 is padding); characters are the bytes of the
     word's UTF-8 code points clipped to 255, plus one (0 is padding), ``max_word_length``
-    per word. Use it inside ``tf.data`` (it is made of TensorFlow string ops).
+    per word. With ``normalize_digits``, every digit of a word is hashed as ``0`` (the
+    characters keep the real digits). Use it inside ``tf.data`` (it is made of TensorFlow
+    string ops).
     """
 
-    def __init__(self, num_bins: int = 16384, max_word_length: int = 16) -> None:
+    def __init__(self, num_bins: int = 16384, max_word_length: int = 16, normalize_digits: bool = False) -> None:
         import keras
 
         if not isinstance(num_bins, int) or num_bins < 2:
             raise InvalidArgumentError(expected_received("num_bins", "an int >= 2", num_bins))
-        self.num_bins, self.max_word_length = num_bins, max_word_length
+        self.num_bins, self.max_word_length, self.normalize_digits = num_bins, max_word_length, normalize_digits
         self.hashing = keras.layers.Hashing(num_bins=num_bins, mask_value="")
 
     def __call__(self, tokens: Any) -> dict[str, Any]:
         tf = import_tensorflow("kzoo.text.TokenFeatures (TensorFlow string ops)")
 
         tokens = tf.convert_to_tensor(tokens, tf.string)
-        words = tf.cast(self.hashing(tf.strings.lower(tokens)), tf.int32)
+        lowered = tf.strings.lower(tokens)
+        if self.normalize_digits:  # "1996" and "2003" hash alike (Lample et al. 2016); characters keep them
+            lowered = tf.strings.regex_replace(lowered, "[0-9]", "0")
+        words = tf.cast(self.hashing(lowered), tf.int32)
         codes = tf.strings.unicode_decode(tokens, "UTF-8", errors="replace", replacement_char=255)
         chars = tf.minimum(codes, 255) + 1
         chars = chars.to_tensor(0, shape=tf.concat([tf.shape(tokens), [self.max_word_length]], 0))

@@ -63,3 +63,37 @@ def test_layers_round_trip_through_keras_files(layer, tmp_path):
     loaded = keras.models.load_model(tmp_path / "model.keras")
     x = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
     np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_unknown_words_maps_unseen_ids_and_drops_singletons_in_training(tmp_path):
+    from kzoo.layers import UnknownWords
+
+    layer = UnknownWords(10, singleton_rate=0.5, seed=3)
+    ids = np.array([[2, 3, 4, 9, 0]])
+    np.testing.assert_array_equal(layer(ids), ids)  # no counts yet: every id passes
+    layer.set_counts(np.array([2, 2, 3, 4, 4, 0, 0]))  # 2 and 4 twice, 3 once; 0 (padding) not counted
+    np.testing.assert_array_equal(np.asarray(layer.counts), [0, 0, 2, 1, 2, 0, 0, 0, 0, 0])
+    np.testing.assert_array_equal(layer(ids), [[2, 3, 4, 1, 0]])  # 9 was never seen: unknown (1)
+    many = np.tile(np.array([[2, 3, 4, 0]]), (5000, 1))
+    trained = np.asarray(layer(many, training=True))
+    assert np.all(trained[:, [0, 2, 3]] == many[:, [0, 2, 3]])  # frequent words and padding stay
+    dropped = np.mean(trained[:, 1] == 1)  # the singleton becomes unknown about half of the time
+    assert 0.45 < dropped < 0.55 and set(np.unique(trained[:, 1])) == {1, 3}
+    model = keras.Sequential([keras.Input((5,), dtype="int32"), layer])
+    model.save(tmp_path / "unknown.keras")
+    restored = keras.saving.load_model(tmp_path / "unknown.keras")
+    np.testing.assert_array_equal(restored(ids), [[2, 3, 4, 1, 0]])  # the counts travel with the model
+
+
+def test_token_features_normalize_digits_only_in_the_word_hash():
+    from kzoo.text import TokenFeatures
+
+    plain, normalized = TokenFeatures(1024), TokenFeatures(1024, normalize_digits=True)
+    words = ["1996", "2003", "Q3", "Q4"]
+    a, b = plain(words), normalized(words)
+    assert len(set(np.asarray(a["words"]).tolist())) == 4
+    assert (
+        np.asarray(b["words"])[0] == np.asarray(b["words"])[1]
+        and np.asarray(b["words"])[2] == np.asarray(b["words"])[3]
+    )
+    np.testing.assert_array_equal(a["chars"], b["chars"])  # the characters still see the digits

@@ -211,6 +211,39 @@ def test_shipped_ner_tagger_reaches_its_recorded_test_f1():
     assert scores["f1"] >= record.metrics["test_f1"] - 0.1
 
 
+@pytest.mark.skipif(not kzoo.data.has_data("conll2003"), reason="CoNLL-2003 not in KZOO_DATA_DIR")
+def test_shipped_crf_tagger_reaches_its_recorded_figures_and_seqeval_agrees():
+    """The CRF tagger's eng.testb scores, re-measured; seqeval (an independent conlleval) on the
+    same Viterbi-decoded tags gives the same overall and per-type F1."""
+    seqeval = pytest.importorskip("seqeval.metrics")
+    model = kzoo.get("bilstm_crf_tagger", pretrained="conll2003")
+    record = kzoo.info("bilstm_crf_tagger").weights[0]
+    assert "vocabulary" not in record.text and record.text["normalize_digits"]
+    sentences, tags = kzoo.data.load_conll2003("testb")
+    tag_ids = [[text.CONLL_TAGS.index(t) for t in row] for row in tags]
+    data = text.tagging_datasets(
+        sentences,
+        tag_ids,
+        features=text.TokenFeatures(record.text["num_bins"], record.text["max_word_length"], normalize_digits=True),
+        batch_size=256,
+        shuffle=False,
+    )
+    truth, guesses = text.predict_tags(model, data)
+    scores = text.conll_f1(truth, guesses, by_type=True)
+    assert scores["chunks"] == 5648
+    assert scores["f1"] == pytest.approx(record.metrics["test_f1"], abs=0.02)  # the shipped file, re-read
+    assert scores["f1"] == pytest.approx(100 * seqeval.f1_score(truth, guesses), abs=1e-6)
+    assert scores["precision"] == pytest.approx(100 * seqeval.precision_score(truth, guesses), abs=1e-6)
+    report = seqeval.classification_report(truth, guesses, output_dict=True)
+    for kind, numbers in scores["by_type"].items():
+        assert numbers["f1"] == pytest.approx(100 * report[kind]["f1-score"], abs=1e-6), kind
+        assert numbers["chunks"] == report[kind]["support"]
+        assert numbers["f1"] == pytest.approx(record.metrics[f"test_f1_{kind}"], abs=0.02)
+    # the manifest's spread is over the recipe's seeds, and the shipped seed is its median
+    assert record.metrics["seeds"] >= 3 and record.metrics["test_f1_sd"] > 0
+    assert abs(record.metrics["test_f1"] - record.metrics["test_f1_mean"]) <= 2 * record.metrics["test_f1_sd"]
+
+
 @pytest.mark.parametrize("name", ["word2vec_skipgram", "word2vec_cbow"])
 @pytest.mark.skipif(not kzoo.data.has_data("wikitext2"), reason="WikiText-2 not in KZOO_DATA_DIR")
 def test_shipped_word2vec_reaches_its_recorded_held_out_ranking_accuracy(name):

@@ -4,7 +4,7 @@ from kzoo.layers.crf import CRF, CRFLoss
 from kzoo.layers.gradient_reversal import GradientReversal
 from kzoo.layers.identity import ImagePreprocessing, KzooIdentity
 from kzoo.layers.lipschitz import GroupSort
-from kzoo.layers.masking import MaskFromIds
+from kzoo.layers.masking import MaskFromIds, UnknownWords
 from kzoo.layers.transformer import Bias, GatherPositions, PositionEmbedding, TokenEmbedding, TransformerEncoderBlock
 
 __all__ = [
@@ -20,4 +20,5 @@ __all__ = [
     "PositionEmbedding",
     "TokenEmbedding",
     "TransformerEncoderBlock",
+    "UnknownWords",
 ]

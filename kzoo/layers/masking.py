@@ -30,3 +30,60 @@ class MaskFromIds(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return input_shape[0]
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class UnknownWords(keras.layers.Layer):
+    """Sends word ids the training data never had to one unknown-word id, and rare ones too in training.
+
+    Lample et al. 2016's unknown-word rule for a tagger whose words are hashed (no vocabulary):
+    ``counts`` (a non-trainable ``(num_bins,)`` weight) holds how often each id occurred in the
+    training sentences (:meth:`set_counts`). At inference an id with count 0 becomes
+    ``unknown_id``; in training an id seen once becomes ``unknown_id`` with probability
+    ``singleton_rate``, so the unknown-word embedding is trained and the model learns to read
+    an unfamiliar word from its characters. While every count is 0 (a new model) ids pass
+    unchanged. Padding (0) stays 0.
+
+    Args:
+        num_bins: Number of word ids (the embedding's input dimension).
+        unknown_id: The id unknown words get (1: the hashing layer's first bin).
+        singleton_rate: Probability that a word seen once is made unknown in training.
+        seed: Seed of the training-time draws.
+    """
+
+    def __init__(
+        self, num_bins: int, unknown_id: int = 1, singleton_rate: float = 0.5, seed: int | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.num_bins, self.unknown_id, self.singleton_rate, self.seed = num_bins, unknown_id, singleton_rate, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape: Any) -> None:
+        self.counts = self.add_weight(
+            name="counts", shape=(self.num_bins,), dtype="int32", initializer="zeros", trainable=False
+        )
+
+    def set_counts(self, ids: Any) -> None:
+        """Counts the word ids of the training data (any array of ids; 0 is skipped), capped at 2."""
+        import numpy as np
+
+        ids = np.asarray(ids).reshape(-1)
+        counts = np.bincount(ids[ids > 0], minlength=self.num_bins)[: self.num_bins]
+        self.counts.assign(np.minimum(counts, 2).astype("int32"))  # 0, once, more: all the rule reads
+
+    def call(self, ids: Any, training: Any = None) -> Any:
+        ids = ops.cast(ids, "int32")
+        counts = ops.take(ops.convert_to_tensor(self.counts), ids)
+        active = ops.any(ops.convert_to_tensor(self.counts) > 0)
+        unknown = ops.logical_and(counts == 0, ids != 0)
+        if training and self.singleton_rate:
+            draw = keras.random.uniform(ops.shape(ids), seed=self.seed_generator)
+            unknown = ops.logical_or(unknown, ops.logical_and(counts == 1, draw < self.singleton_rate))
+        return ops.where(ops.logical_and(active, unknown), ops.full_like(ids, self.unknown_id), ids)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        config = {"num_bins": self.num_bins, "unknown_id": self.unknown_id, "singleton_rate": self.singleton_rate}
+        return {**super().get_config(), **config, "seed": self.seed}

@@ -24,7 +24,7 @@ import keras
 
 from kzoo.errors import InvalidArgumentError, expected_received
 from kzoo.layers.crf import CRF
-from kzoo.layers.masking import MaskFromIds
+from kzoo.layers.masking import MaskFromIds, UnknownWords
 from kzoo.models._vision import classifier
 from kzoo.registry import ModelSpec, register_model
 
@@ -151,6 +151,7 @@ def bilstm_tagger(
     char_encoder: str = "cnn",
     char_units: int = 25,
     crf: bool = False,
+    unknown_words: bool = False,
     classifier_activation: Any = None,
     name: str = "bilstm_tagger",
 ) -> keras.Model:
@@ -180,6 +181,10 @@ def bilstm_tagger(
             two last states concatenated (Lample et al. 2016).
         char_units: Units per direction of the ``"lstm"`` character encoder.
         crf: End in a linear-chain CRF (see above).
+        unknown_words: Word ids pass through ``kzoo.layers.UnknownWords`` (layer
+            ``unknown_words``) before the embedding: ids the training data never had become
+            one unknown-word id, and in training words seen once do half of the time
+            (Lample et al. 2016). Its counts are set from the training ids by the recipe.
         classifier_activation: ``None`` for logits (default; the only choice with a CRF).
         name: Model name.
 
@@ -201,7 +206,8 @@ def bilstm_tagger(
     _positive_int(name, "units", units)
     words = keras.Input(shape=(sequence_length,), dtype="int32", name="words")
     inputs = [words]
-    x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(words)
+    ids = UnknownWords(vocab_size, name="unknown_words")(words) if unknown_words else words
+    x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(ids)
     if char_features:
         for what, value in (
             ("char_vocab_size", char_vocab_size),
@@ -319,7 +325,7 @@ def token_inputs(model: Any, batch_size: int, rng: Any) -> Any:
 # model (tests/test_registry.py checks them against the built model).
 CARD_FACTS = {
     "bilstm_classifier": {"num_params": 2_823_682, "input_shape": (None,)},
-    "bilstm_crf_tagger": {"num_params": 3_496_133, "input_shape": None},
+    "bilstm_crf_tagger": {"num_params": 3_528_901, "input_shape": None},
     "bilstm_tagger": {"num_params": 1_153_645, "input_shape": None},
     "gru_classifier": {"num_params": 2_659_330, "input_shape": (None,)},
     "lstm_classifier": {"num_params": 2_691_842, "input_shape": (None,)},
@@ -410,6 +416,7 @@ register_model(
             "units": 100,
             "char_embedding_dim": 25,
             "char_units": 25,
+            "unknown_words": True,
         },
         test_kwargs={"vocab_size": 50, "embedding_dim": 8, "units": 8, "char_embedding_dim": 4, "char_units": 4},
         head_layers=("predictions", "crf"),
