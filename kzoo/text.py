@@ -11,6 +11,8 @@
 - :class:`TokenFeatures`: hashed word ids (``keras.layers.Hashing``) and byte-level
   character ids for taggers; nothing derived from the training text (no vocabulary) is
   needed to use the weights, which is how kzoo's CoNLL-2003 tagger ships.
+- :func:`predict_tags` and :func:`evaluate_tagger`: a tagger's tags over a dataset, and
+  their entity scores (a CRF tagger's tags are its Viterbi paths).
 - :func:`conll_f1`: entity-level precision/recall/F1 counted the way the CoNLL ``conlleval``
   script counts them (a chunk is right only if its type, start and end all are).
 - :func:`nearest` and :func:`analogy`: queries on word embeddings (word2vec).

@@ -270,6 +270,33 @@ def publish_file(source: str | os.PathLike) -> Path:
     return target
 
 
+def compress_file(path: str | os.PathLike) -> Path:
+    """Rewrites a Keras ``.weights.h5`` file with every dataset gzip-compressed, atomically.
+
+    Keras writes datasets uncompressed; h5py (which Keras reads them with) decompresses
+    transparently, so the file loads as before and holds the same values, bit for bit.
+    Recipes use it for weights with many zeros (e.g. hash bins no training word reached).
+    """
+    import h5py
+
+    path = Path(path)
+
+    def copy_group(source: Any, target: Any) -> None:
+        target.attrs.update(source.attrs)
+        for name, item in source.items():
+            if isinstance(item, h5py.Group):
+                copy_group(item, target.create_group(name))
+            else:
+                options = {"compression": "gzip", "compression_opts": 9, "shuffle": True} if item.size > 1 else {}
+                created = target.create_dataset(name, data=item[()], **options)
+                created.attrs.update(item.attrs)
+
+    with atomic.destination(path, suffix=".weights.h5") as temporary:
+        with h5py.File(path, "r") as source, h5py.File(temporary, "w") as target:
+            copy_group(source, target)
+    return path
+
+
 def write_manifest_entry(record: WeightsRecord, path: Path | None = None) -> Path:
     """Adds or replaces one entry of a weights manifest, atomically.
 

@@ -209,3 +209,21 @@ def test_brute_force_variable_length_loop_and_gradient_under_xla(problem):
         expected = posterior_marginals(emissions[row], length, *parameters)
         np.testing.assert_allclose(gradient[row, :length], expected, atol=1e-5)
         assert not gradient[row, length:].any()  # padding takes no part
+
+
+def test_finetune_trains_a_crf_tagger_with_its_loss(tmp_path):
+    import tensorflow as tf
+
+    spec = kzoo.registry.spec("bilstm_crf_tagger")
+    model = kzoo.get("bilstm_crf_tagger", num_classes=NUM_TAGS, **spec.test_kwargs)
+    words, chars = spec.make_inputs(model, 32, np.random.default_rng(5))
+    tags = (words % NUM_TAGS) * (words > 0)  # learnable from the words
+    data = tf.data.Dataset.from_tensor_slices(({"words": words, "chars": chars}, tags)).batch(8)
+    before = np.asarray(model.get_layer("crf").transitions).copy()
+    result = kzoo.finetune(model, data, data, epochs=3, learning_rate=0.05, log_dir=tmp_path / "run", verbose=0)
+    assert result.history["loss"][-1] < result.history["loss"][0]
+    assert not np.allclose(np.asarray(model.get_layer("crf").transitions), before)
+    assert isinstance(model.loss, CRFLoss)
+    # the best epoch's weights are kept; its validation loss is the CRF loss of those weights
+    evaluated = model.evaluate(data, verbose=0, return_dict=True)["loss"]
+    assert min(result.history["val_loss"]) == pytest.approx(evaluated, rel=1e-4)

@@ -54,7 +54,7 @@ def test_weights_record_schema(record):
     # Shipped files always know their size; a publisher may pin only a hash (keras.applications pins md5).
     assert (isinstance(record.size, int) and record.size > 0) or (not record.shipped and record.size is None)
     assert record.dataset and record.license and record.recipe and record.source
-    assert all(isinstance(v, float) for v in record.metrics.values())
+    assert all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in record.metrics.values())
     # kzoo's own weights always carry a measured figure; a publisher's may be "not measured" here.
     assert record.metrics or (not record.shipped and "not measured" in record.eval_split)
     assert record.eval_split, "metrics must say which held-out data they were measured on"
@@ -472,3 +472,18 @@ def test_weights_for_another_configuration_name_the_file(kzoo_home, http_files, 
     temporary_registry.weights(_remote_record(http_files, body))
     with pytest.raises(errors.WeightsError, match="could not be loaded into model"):
         kzoo.get("tiny_web", pretrained=True, width=5)  # the weights' stem has 3 filters
+
+
+def test_compress_file_keeps_every_value_and_shrinks_zeros(tmp_path):
+    model = keras.Sequential([keras.Input((2000,)), keras.layers.Dense(64), keras.layers.Dense(3)])
+    kernel = model.layers[0].kernel
+    kernel.assign(np.where(np.arange(2000)[:, None] < 1000, np.asarray(kernel), 0.0))  # half of the rows zero
+    path = tmp_path / "m.weights.h5"
+    model.save_weights(path)
+    size = path.stat().st_size
+    weights_lib.compress_file(path)
+    assert path.stat().st_size < 0.6 * size
+    restored = keras.Sequential([keras.Input((2000,)), keras.layers.Dense(64), keras.layers.Dense(3)])
+    restored.load_weights(path)
+    for a, b in zip(model.get_weights(), restored.get_weights()):
+        np.testing.assert_array_equal(a, b)

@@ -71,6 +71,16 @@ class UnknownWords(keras.layers.Layer):
         counts = np.bincount(ids[ids > 0], minlength=self.num_bins)[: self.num_bins]
         self.counts.assign(np.minimum(counts, 2).astype("int32"))  # 0, once, more: all the rule reads
 
+    def unreachable(self) -> Any:
+        """A bool mask of the ids that can never reach the embedding at inference (count 0,
+        neither padding nor ``unknown_id``); all False while no counts are set."""
+        import numpy as np
+
+        counts = np.asarray(self.counts)
+        mask = counts == 0
+        mask[[0, self.unknown_id]] = False
+        return mask if counts.any() else np.zeros_like(mask)
+
     def call(self, ids: Any, training: Any = None) -> Any:
         ids = ops.cast(ids, "int32")
         counts = ops.take(ops.convert_to_tensor(self.counts), ids)
