@@ -141,7 +141,9 @@ for seed in args.seeds:
     model.compile(
         optimizer=keras.optimizers.Adam(args.learning_rate, clipnorm=5.0 if crf else None),  # Lample et al. clip at 5
         loss=kzoo.layers.CRFLoss() if crf else keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        jit_compile=True,
+        # XLA for real runs; a smoke run skips the compile (56 s -> 21 s for --quick here), and the
+        # tests compile this model's training step with XLA elsewhere (tests/test_crf.py)
+        jit_compile=not args.quick,
     )
     keep = KeepBestF1()
     started = time.perf_counter()
