@@ -174,8 +174,9 @@ def default_loss(model: keras.Model) -> keras.losses.Loss:
     """
     from kzoo.layers.crf import CRFLoss, crf_layers
 
-    if len(crf_layers(model)) == 1:
-        return CRFLoss(crf_layers(model)[0])
+    crfs = crf_layers(model)
+    if len(crfs) == 1:
+        return CRFLoss(crfs[0])
     last = model.get_layer(_head_layers(model)[0]) if _head_layers(model) else model.layers[-1]
     activation = getattr(getattr(last, "activation", None), "__name__", "linear")
     from_logits = activation not in ("softmax", "sigmoid")

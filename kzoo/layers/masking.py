@@ -83,8 +83,9 @@ class UnknownWords(keras.layers.Layer):
 
     def call(self, ids: Any, training: Any = None) -> Any:
         ids = ops.cast(ids, "int32")
-        counts = ops.take(ops.convert_to_tensor(self.counts), ids)
-        active = ops.any(ops.convert_to_tensor(self.counts) > 0)
+        table = ops.convert_to_tensor(self.counts)
+        counts = ops.take(table, ids)
+        active = ops.any(table > 0)
         unknown = ops.logical_and(counts == 0, ids != 0)
         if training and self.singleton_rate:
             draw = keras.random.uniform(ops.shape(ids), seed=self.seed_generator)

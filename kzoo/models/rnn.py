@@ -269,16 +269,11 @@ class WordsAsRows(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class CharsBack(keras.layers.Layer):
-    """``(batch * words, features)`` back to ``(batch, words, features)``, with the words' mask.
+    """``(batch * words, features)`` back to ``(batch, words, features)``.
 
     Called as ``CharsBack()([features, words])``; the word count comes from ``words`` at run
-    time (a Reshape needs it fixed), and the mask is ``words != 0`` so that concatenating
-    with the word embeddings keeps the padding mask.
+    time (a Reshape needs it fixed). The padding mask comes after it, from ``MaskFromIds``.
     """
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.supports_masking = True
 
     def call(self, inputs: Any) -> Any:
         from keras import ops
@@ -286,11 +281,6 @@ class CharsBack(keras.layers.Layer):
         features, words = inputs
         shape = ops.shape(words)
         return ops.reshape(features, (shape[0], shape[1], features.shape[-1]))
-
-    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
-        from keras import ops
-
-        return ops.not_equal(inputs[1], 0)
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return (*input_shape[1][:2], input_shape[0][-1])
