@@ -1,8 +1,8 @@
 """
-Title: Pretrain a mini-BERT with masked language modelling (recipe of kzoo's `bert_tiny.wikitext2_shakespeare` weights)
+Title: Pretrain a mini-BERT with masked language modelling (recipe of kzoo's `bert_tiny.wikitext2_shakespeare*` weights)
 Description: WordPiece vocabulary, packed 128-token sequences, dynamic 80/10/10 masking, XLA; held-out MLM accuracy.
 Model: bert_tiny (2 layers, hidden 128, 2 heads) with its masked-LM head
-Data: Tiny Shakespeare and WikiText-2 valid for pretraining, WikiText-2 test held out (shared data directory).
+Data: Tiny Shakespeare, WikiText-2 valid (and SST-2 train sentences); WikiText-2 test held out; shared data directory.
 Runtime: about 15 minutes on 2 idle CPU cores with the default flags; `--quick` takes about a minute.
 Tags: bert, transformer, masked-language-modeling, pretraining, wordpiece, xla, recipe
 Figure: bert_mlm_curves.png
@@ -29,6 +29,11 @@ model that learned nothing about context reaches about that.
 
     python examples/pretrain_bert_mlm.py             # pretrain, evaluate, plot
     python examples/pretrain_bert_mlm.py --publish   # also write zoo_weights/ (maintainers)
+
+`--corpus tinyshakespeare wikitext2-valid sst2-train` adds the SST-2 training sentences,
+labels dropped (`kzoo.data.sst2_sentences`: each sentence once, not every phrase of it), to
+the pretraining text and to the text the WordPiece vocabulary is learned from: task-adaptive
+pretraining (Gururangan et al. 2020). Those weights are tagged `wikitext2_shakespeare_sst2`.
 """
 
 import argparse
@@ -48,6 +53,8 @@ from kzoo import weights as kzoo_weights
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[2])
 parser.add_argument("--size", choices=("tiny", "mini"), default="tiny")
+CORPORA = ("tinyshakespeare", "wikitext2-valid", "sst2-train")
+parser.add_argument("--corpus", nargs="+", choices=CORPORA, default=list(CORPORA[:2]), help="pretraining text")
 parser.add_argument("--epochs", type=int, default=12)
 parser.add_argument("--batch-size", type=int, default=32)
 parser.add_argument("--vocab-size", type=int, default=8192, help="target of the WordPiece learner")
@@ -68,17 +75,20 @@ keras.utils.set_random_seed(args.seed)
 output_dir = Path(args.output_dir)
 output_dir.mkdir(parents=True, exist_ok=True)
 name = f"bert_{args.size}"
+tag = "wikitext2_shakespeare" + ("_sst2" if "sst2-train" in args.corpus else "")
+if not {"tinyshakespeare", "wikitext2-valid"} <= set(args.corpus):
+    tag = "_".join(c.split("-")[0] for c in args.corpus)
 
 """
 ## Vocabulary and packed sequences
 """
 
 started = time.perf_counter()
-lines = kzoo.text.corpus_lines("tinyshakespeare", "wikitext2-valid")
+lines = kzoo.text.corpus_lines(*args.corpus)
 held_out_lines = kzoo.text.corpus_lines("wikitext2-test")
 if args.quick:
     lines, held_out_lines, args.sequence_length = lines[::25], held_out_lines[:100], 64
-vocabulary_path = output_dir / f"{name}_wikitext2_shakespeare.vocab.txt"
+vocabulary_path = output_dir / f"{name}_{tag}.vocab.txt"
 vocabulary = kzoo.text.wordpiece_vocabulary(lines, vocab_size=args.vocab_size, path=vocabulary_path)
 tokenizer = kzoo.text.WordPieceTokenizer(vocabulary, sequence_length=args.sequence_length)
 sequences = kzoo.text.packed_sequences(tokenizer, lines, sequence_length=args.sequence_length)
@@ -122,7 +132,7 @@ model.compile(
     optimizer=keras.optimizers.AdamW(schedule, weight_decay=0.01, clipnorm=1.0),
     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     weighted_metrics=["accuracy"],
-    jit_compile=True,
+    jit_compile=not args.quick,  # a smoke run skips the XLA compile (test_models compiles each model)
 )
 print(f"{name}: {model.count_params():,} parameters")
 train_started = time.perf_counter()
@@ -182,7 +192,7 @@ figure.tight_layout()
 figure.savefig(output_dir / "bert_mlm_curves.png", dpi=100)
 print(f"wrote {output_dir / 'bert_mlm_curves.png'}")
 
-weights_path = output_dir / f"{name}_wikitext2_shakespeare.weights.h5"
+weights_path = output_dir / f"{name}_{tag}.weights.h5"
 inference_model = kzoo.get(name, **build)
 inference_model.set_weights(model.get_weights())
 inference_model.save_weights(weights_path)
@@ -201,6 +211,11 @@ One weights file serves the masked-LM model and, through layer names, the classi
 tagger heads: their records load the encoder and start a new head.
 """
 
+CORPUS_NAMES = {
+    "tinyshakespeare": "Tiny Shakespeare",
+    "wikitext2-valid": "WikiText-2 valid",
+    "sst2-train": "SST-2 train sentences (no labels)",
+}
 if args.publish:
     if accuracy < 2 * baseline:  # a guard against a broken run, not a target
         raise SystemExit(f"not publishing: held-out accuracy {accuracy:.4f} is not twice the baseline")
@@ -209,19 +224,24 @@ if args.publish:
         kzoo_weights.write_manifest_entry(
             kzoo_weights.WeightsRecord(
                 model=model_name,
-                tag="wikitext2_shakespeare",
+                tag=tag,
                 file=target.name,
                 sha256=kzoo_weights.file_hashes(target)["sha256"],
                 size=target.stat().st_size,
                 dataset=(
-                    f"Tiny Shakespeare + WikiText-2 valid, {len(sequences)} packed sequences of "
+                    f"{' + '.join(CORPUS_NAMES[c] for c in args.corpus)}, {len(sequences)} packed sequences of "
                     f"{args.sequence_length} WordPieces, {args.epochs} epochs of masked-LM pretraining"
                 ),
                 metrics=metrics,
                 eval_split=f"WikiText-2 test ({len(held_out)} packed sequences, masked once with a fixed seed)",
-                license="Weights trained by kzoo; Tiny Shakespeare (public domain) and WikiText-2 (CC BY-SA 3.0)",
+                license="Weights trained by kzoo; Tiny Shakespeare (public domain) and WikiText-2 (CC BY-SA 3.0)"
+                + (
+                    "; SST-2 sentences (Socher et al. 2013, research use; cite it)"
+                    if "sst2-train" in args.corpus
+                    else ""
+                ),
                 recipe="examples/pretrain_bert_mlm.py " + " ".join(sys.argv[1:]),
-                default=True,
+                default=tag == "wikitext2_shakespeare",  # the task-adaptive ones are opt-in by tag
                 builder_kwargs={**build, "head": "mlm"},
                 text={
                     "tokenizer": "wordpiece",

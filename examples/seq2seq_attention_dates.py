@@ -115,7 +115,7 @@ model.compile(
     optimizer=keras.optimizers.Adam(3e-3),
     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
     metrics=["accuracy"],
-    jit_compile=True,
+    jit_compile=not args.quick,  # a smoke run skips the XLA compile (test_models compiles each model)
 )
 model.fit([x_train, in_train], out_train, batch_size=args.batch_size, epochs=args.epochs, verbose=2)
 

@@ -105,7 +105,7 @@ inside the model while training; the VAE's sampling layer adds the KL term to th
 model = kzoo.get(args.model, **builder_kwargs)
 steps = args.epochs * (len(x_train) // args.batch_size)
 schedule = keras.optimizers.schedules.CosineDecay(args.learning_rate, decay_steps=steps, alpha=0.05)
-model.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", jit_compile=True)
+model.compile(optimizer=keras.optimizers.Adam(schedule), loss="binary_crossentropy", jit_compile=not args.quick)
 started = time.perf_counter()
 history = model.fit(
     x_train,

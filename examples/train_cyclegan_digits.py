@@ -120,7 +120,7 @@ schedule = generative.LinearDecay(args.learning_rate, constant_steps=steps // 2,
 cyclegan.compile(
     generator_optimizer=keras.optimizers.Adam(schedule, beta_1=0.5),
     discriminator_optimizer=keras.optimizers.Adam(schedule, beta_1=0.5),
-    jit_compile=True,
+    jit_compile=not args.quick,  # a smoke run skips the XLA compile (test_models compiles each model)
 )
 translations = generative.GeneratedImages(
     x_held_out[:16], log_dir=str(output_dir / "logs"), tag="translations/uci_to_mnist"

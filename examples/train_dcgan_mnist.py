@@ -111,7 +111,7 @@ gan = generative.GAN(generator, discriminator, label_smoothing=args.label_smooth
 gan.compile(
     generator_optimizer=keras.optimizers.Adam(args.learning_rate, beta_1=0.5),
     discriminator_optimizer=keras.optimizers.Adam(args.learning_rate, beta_1=0.5),
-    jit_compile=True,
+    jit_compile=not args.quick,  # a smoke run skips the XLA compile (test_models compiles each model)
 )
 fixed_noise = gan.noise(64, seed=0)
 fixed_inputs = [fixed_noise, np.arange(64, dtype="int32") % 10] if args.conditional else fixed_noise

@@ -133,7 +133,7 @@ model.compile(
     optimizer=keras.optimizers.Adam(schedule),
     loss=keras.losses.BinaryCrossentropy(from_logits=True),
     metrics=segmentation.segmentation_metrics(1),
-    jit_compile=True,
+    jit_compile=not args.quick,  # a smoke run skips the XLA compile (test_models compiles each model)
 )
 callbacks = []
 if args.log_dir:

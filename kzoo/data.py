@@ -26,6 +26,7 @@ from kzoo.datasets import (  # noqa: F401  (re-exported: kzoo.data.load_mnist et
     load_sst2,
     load_text_corpus,
     load_uci_digits,
+    sst2_sentences,
     sst2_validation_split,
 )
 from kzoo.errors import DataNotFoundError, InvalidArgumentError, expected_received, import_tensorflow

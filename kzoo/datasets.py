@@ -141,6 +141,28 @@ def load_sst2(split: str = "train") -> tuple[list[str], np.ndarray]:
     return [row[sentence].strip() for row in rows], np.asarray([int(row[label]) for row in rows], "int32")
 
 
+def sst2_sentences(texts: Sequence[str] | None = None) -> list[str]:
+    """The whole sentences among SST-2 phrases: those no longer phrase contains, longest first.
+
+    SST-2's training split holds every phrase of each review sentence, so its raw text says
+    each word many times over; unlabeled text for pretraining wants each sentence once.
+    ``texts`` defaults to the training phrases (about 8,000 sentences, 158,000 words); phrases
+    of fewer than 4 words are left out (nearly all are pieces of longer ones).
+    """
+    if texts is None:
+        texts, _ = load_sst2("train")
+    kept: list[str] = []
+    joined, pending = "", []  # the kept sentences, searched as one string, rebuilt every 256
+    for text in sorted({t.strip() for t in texts}, key=lambda t: (-len(t), t)):
+        if len(text.split()) < 4 or f" {text} " in joined or any(f" {text} " in f" {p} " for p in pending):
+            continue
+        kept.append(text)
+        pending.append(text)
+        if len(pending) == 256:
+            joined, pending = " " + " \n ".join(kept) + " ", []
+    return kept
+
+
 def sst2_validation_split(
     texts: Sequence[str], labels: np.ndarray, *, sentences: int = 1000, seed: int = 0
 ) -> tuple[tuple[list[str], np.ndarray], tuple[list[str], np.ndarray]]:
@@ -189,14 +211,18 @@ def load_conll2003(split: str = "train") -> tuple[list[list[str]], list[list[str
 def load_text_corpus(name: str) -> str:
     """A raw text corpus from the shared data.
 
-    ``name``: ``"tinyshakespeare"``, ``"wikitext2-valid"`` or ``"wikitext2-test"``.
+    ``name``: ``"tinyshakespeare"``, ``"wikitext2-valid"``, ``"wikitext2-test"``, or
+    ``"sst2-train"``: the sentences of SST-2's training split without their labels, one per
+    line (:func:`sst2_sentences`), for task-adaptive pretraining. SST-2 dev never enters it.
     """
+    if name == "sst2-train":
+        return "\n".join(sst2_sentences()) + "\n"
     files = {
         "tinyshakespeare": ("tinyshakespeare", "input.txt"),
         "wikitext2-valid": ("wikitext2", "valid.txt"),
         "wikitext2-test": ("wikitext2", "test.txt"),
     }
-    _check_split_name("text corpus", name, tuple(files))
+    _check_split_name("text corpus", name, (*files, "sst2-train"))
     folder, file = files[name]
     path = _require(folder) / file
     if not path.is_file():

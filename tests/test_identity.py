@@ -66,7 +66,8 @@ def registry_reloaded(tmp_path_factory):
         feed = inputs if len(inputs) > 1 else inputs[0]
         if isinstance(model._inputs_struct, dict):
             feed = dict(zip(model._inputs_struct, inputs))
-        outputs = [np.asarray(o) for o in keras.tree.flatten(model.predict(feed, verbose=0))]
+        # Called, not predict()ed, on both sides: predict traces a tf.function per model.
+        outputs = [np.asarray(o) for o in keras.tree.flatten(model(feed, training=False))]
         arrays = {f"input_{i}": x for i, x in enumerate(inputs)}
         data = None
         if _image_model(model):

@@ -97,3 +97,27 @@ def test_token_features_normalize_digits_only_in_the_word_hash():
         and np.asarray(b["words"])[2] == np.asarray(b["words"])[3]
     )
     np.testing.assert_array_equal(a["chars"], b["chars"])  # the characters still see the digits
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_masked_max_pooling_takes_the_maximum_of_the_valid_steps_only(dtype, tmp_path):
+    from kzoo.layers import MaskedGlobalMaxPooling1D
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(size=(3, 6, 4)).astype("float32") - 5.0  # all negative: a zero-padded max would be wrong
+    lengths = np.array([6, 2, 0])
+    mask = np.arange(6)[None, :] < lengths[:, None]
+    pooled = np.asarray(keras.ops.cast(MaskedGlobalMaxPooling1D(dtype=dtype)(values, mask=mask), "float32"))
+    reference = keras.ops.convert_to_numpy(keras.ops.cast(keras.ops.cast(values, dtype), "float32"))
+    np.testing.assert_array_equal(pooled[0], reference[0].max(axis=0))
+    np.testing.assert_array_equal(pooled[1], reference[1, :2].max(axis=0))
+    np.testing.assert_array_equal(pooled[2], np.zeros(4))  # nothing valid: zeros, not the dtype's lowest value
+    # Through a model: the mask comes from the embedding, and a padded sentence pools like the sentence alone.
+    tokens = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(20, 4, mask_zero=True)(tokens)
+    model = keras.Model(tokens, MaskedGlobalMaxPooling1D()(keras.layers.Dense(4)(x)))
+    ids = np.array([[5, 6, 7, 0, 0]], "int32")
+    np.testing.assert_allclose(model.predict(ids, verbose=0), model.predict(ids[:, :3], verbose=0), rtol=1e-6)
+    model.save(tmp_path / "pool.keras")
+    restored = keras.saving.load_model(tmp_path / "pool.keras")
+    np.testing.assert_allclose(restored.predict(ids, verbose=0), model.predict(ids[:, :3], verbose=0), rtol=1e-6)

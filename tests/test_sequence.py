@@ -36,9 +36,11 @@ def test_text_batches_take_only_the_bucket_lengths():
     assert np.count_nonzero(long_ids.numpy(), axis=1).max() == 16  # the 19-token text is cut to 16
 
 
-def test_classifier_logits_ignore_padding_and_raw_strings_round_trip(tmp_path):
+@pytest.mark.parametrize("pooling", ["last", "max", "mean_max"])
+def test_classifier_logits_ignore_padding_and_raw_strings_round_trip(pooling, tmp_path):
     vectorizer = text.vectorizer(TEXTS, max_tokens=100)
-    model = kzoo.get("bilstm_classifier", vocab_size=vectorizer.vocabulary_size(), embedding_dim=8, units=8)
+    small = {"vocab_size": vectorizer.vocabulary_size(), "embedding_dim": 8, "units": 8, "pooling": pooling}
+    model = kzoo.get("bilstm_classifier", **small)
     ids = vectorizer(["a charming and moving film"]).to_tensor().numpy()
     short = model.predict(ids, verbose=0)
     padded = model.predict(np.pad(ids, ((0, 0), (0, 11))), verbose=0)
@@ -54,6 +56,8 @@ def test_classifier_logits_ignore_padding_and_raw_strings_round_trip(tmp_path):
     np.testing.assert_allclose(restored.predict(np.array(["a charming and moving film"]), verbose=0), short, 1e-5)
     with pytest.raises(errors.InvalidArgumentError, match="takes raw strings itself"):
         text.end_to_end(model, text.WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "film"]))
+    with pytest.raises(errors.InvalidArgumentError, match=r"pooling: expected one of \('last', 'max', 'mean_max'\)"):
+        kzoo.get("bilstm_classifier", **{**small, "pooling": "attention"})
 
 
 def test_vectorizer_needs_texts_or_a_vocabulary():
@@ -259,3 +263,21 @@ def test_shipped_word2vec_reaches_its_recorded_held_out_ranking_accuracy(name):
     accuracy = text.ranking_accuracy(model, held_out, counts)
     assert accuracy == pytest.approx(record.metrics["held_out_ranking_accuracy"], abs=0.002)
     assert accuracy > 1.5 / (1 + record.builder_kwargs["num_negatives"])  # well above chance
+
+
+def test_sst2_sentences_keep_each_sentence_once_and_no_piece_of_it():
+    phrases = ["the film is a charming delight .", "a charming delight", "charming", "is a charming delight .", "bad"]
+    phrases += ["a dull , lifeless movie", "dull , lifeless", "the film is a charming delight ."]  # a repeat
+    assert kzoo.data.sst2_sentences(phrases) == ["the film is a charming delight .", "a dull , lifeless movie"]
+
+
+@pytest.mark.skipif(not kzoo.data.has_data("sst2"), reason="SST-2 not in KZOO_DATA_DIR")
+def test_sst2_train_corpus_holds_whole_training_sentences_and_nothing_from_dev():
+    lines = text.corpus_lines("sst2-train")
+    words = sum(len(line.split()) for line in lines)
+    assert 6000 < len(lines) < 8000 and 100_000 < words < 200_000  # SST has 6,920 training sentences
+    train, _ = kzoo.data.load_sst2("train")
+    joined = "\n".join(lines)
+    assert all(phrase in joined for phrase in train[:2000] if len(phrase.split()) >= 4)  # every phrase is in one
+    dev, _ = kzoo.data.load_sst2("dev")
+    assert not set(lines) & {sentence.strip() for sentence in dev}

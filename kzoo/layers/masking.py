@@ -33,6 +33,34 @@ class MaskFromIds(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
+class MaskedGlobalMaxPooling1D(keras.layers.Layer):
+    """The maximum over the time axis of the valid (unmasked) steps: ``(batch, time, d) -> (batch, d)``.
+
+    Keras' ``GlobalMaxPooling1D`` drops the mask (it warns and takes the padding into the
+    maximum), so a padded batch would give a sentence a different vector than the same
+    sentence alone. Padded steps here are left out of the maximum; a sequence with no valid step gives zeros.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def call(self, inputs: Any, mask: Any = None) -> Any:
+        if mask is None:
+            return ops.max(inputs, axis=1)
+        valid = ops.expand_dims(ops.cast(mask, "bool"), -1)
+        # Padded steps take the batch's smallest value, which no valid maximum is below.
+        pooled = ops.max(ops.where(valid, inputs, ops.min(inputs)), axis=1)
+        return ops.where(ops.any(valid, axis=1), pooled, ops.zeros_like(pooled))
+
+    def compute_mask(self, inputs: Any, mask: Any = None) -> Any:
+        return None
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (input_shape[0], input_shape[2])
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
 class UnknownWords(keras.layers.Layer):
     """Sends word ids the training data never had to one unknown-word id, and rare ones too in training.
 

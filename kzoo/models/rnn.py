@@ -24,11 +24,12 @@ import keras
 
 from kzoo.errors import InvalidArgumentError, expected_received
 from kzoo.layers.crf import CRF
-from kzoo.layers.masking import MaskFromIds, UnknownWords
+from kzoo.layers.masking import MaskedGlobalMaxPooling1D, MaskFromIds, UnknownWords
 from kzoo.models._vision import classifier
 from kzoo.registry import ModelSpec, register_model
 
 CELLS = ("lstm", "gru")
+POOLINGS = ("last", "max", "mean_max")
 HOCHREITER = "Hochreiter & Schmidhuber 1997, Long short-term memory, Neural Computation 9(8)"
 SCHUSTER = "Schuster & Paliwal 1997, Bidirectional recurrent neural networks, IEEE Trans. Signal Processing 45(11)"
 CHO = "Cho et al. 2014, Learning phrase representations using RNN encoder-decoder for statistical machine translation"
@@ -78,6 +79,7 @@ def rnn_classifier(
     bidirectional: bool = False,
     num_layers: int = 1,
     dropout: float = 0.0,
+    pooling: str = "last",
     classifier_activation: Any = None,
     name: str = "rnn_classifier",
 ) -> keras.Model:
@@ -93,12 +95,16 @@ def rnn_classifier(
         bidirectional: Read the sequence both ways and concatenate the two last states.
         num_layers: Stacked recurrent layers; all but the last return sequences.
         dropout: Dropout on the embedding, between layers and before the head.
+        pooling: What the head reads from the last recurrent layer: ``"last"`` its final
+            state(s) (default), ``"max"`` the maximum of its outputs over the valid time steps
+            (``kzoo.layers.MaskedGlobalMaxPooling1D``; Conneau et al. 2017's BiLSTM-max), or
+            ``"mean_max"`` that maximum and the masked mean side by side.
         classifier_activation: ``None`` for logits (default) or e.g. ``"softmax"``.
         name: Model name.
 
     Returns:
         A functional ``keras.Model``: ``tokens`` ``(batch, length)`` int -> ``(batch, num_classes)``.
-        Layers: ``embedding``, ``rnn1`` ... ``rnnN``, ``predictions``.
+        Layers: ``embedding``, ``rnn1`` ... ``rnnN``, (``max_pool``, ``mean_pool``), ``predictions``.
 
     Example:
         >>> import kzoo
@@ -118,17 +124,24 @@ def rnn_classifier(
         raise InvalidArgumentError(expected_received(f"{name}: cell", f"one of {CELLS}", cell))
     _positive_int(name, "units", units)
     _positive_int(name, "num_layers", num_layers)
+    if pooling not in POOLINGS:
+        raise InvalidArgumentError(expected_received(f"{name}: pooling", f"one of {POOLINGS}", pooling))
 
     tokens = keras.Input(shape=(sequence_length,), dtype="int32", name="tokens")
     x = keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(tokens)
     if dropout:
         x = keras.layers.Dropout(dropout, name="embedding_dropout")(x)
     for index in range(1, num_layers + 1):
-        last = index == num_layers
-        layer = _recurrent(cell, units, return_sequences=not last, dropout=0.0, name=f"rnn{index}")
+        sequences = index < num_layers or pooling != "last"
+        layer = _recurrent(cell, units, return_sequences=sequences, dropout=0.0, name=f"rnn{index}")
         if bidirectional:
             layer = keras.layers.Bidirectional(layer, name=f"rnn{index}")
         x = layer(x)
+        if index == num_layers and pooling != "last":
+            pooled = [MaskedGlobalMaxPooling1D(name="max_pool")(x)]
+            if pooling == "mean_max":  # Keras' average pooling respects the mask
+                pooled.append(keras.layers.GlobalAveragePooling1D(name="mean_pool")(x))
+            x = pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name="pooled")(pooled)
         if dropout:
             x = keras.layers.Dropout(dropout, name=f"rnn{index}_dropout")(x)
     outputs = classifier(x, num_classes=num_classes, classifier_activation=classifier_activation)
