@@ -150,7 +150,18 @@ def test_mixed_precision_trains_and_keeps_float32_outputs(policy, digits):
     model = kzoo.get("lenet5", pretrained=True)
     data = kzoo.data.arrays(*digits, model=model, batch_size=32)
     before = weights_by_layer(model)
-    result = kzoo.finetune(model, data, epochs=1, strategy="full", mixed_precision=policy, verbose=0)
+
+    class Dtypes(keras.callbacks.Callback):  # what the model that trains computes in
+        def on_train_batch_end(self, batch, logs=None):
+            self.seen = {layer.name: (layer.compute_dtype, layer.variable_dtype) for layer in self.model.layers}
+
+    dtypes = Dtypes()
+    result = kzoo.finetune(
+        model, data, epochs=1, strategy="full", mixed_precision=policy, verbose=0, callbacks=[dtypes]
+    )
+    low = policy.split("_")[1]
+    assert dtypes.seen["c1_conv"] == dtypes.seen["f6_dense"] == (low, "float32")  # the convolutions and dense
+    assert dtypes.seen["predictions"] == ("float32", "float32")  # the logits stay float32
     assert np.isfinite(result.history["loss"][0])
     assert changed_layers(before, model)  # trained weights came back into the user's model
     assert keras.config.dtype_policy().name == "float32"  # the global policy is untouched

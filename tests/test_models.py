@@ -178,6 +178,11 @@ def test_mixed_precision_keeps_float32_outputs(name):
     finally:
         keras.config.set_dtype_policy(previous)
     assert all(keras.backend.standardize_dtype(o.dtype) == "float32" for o in outputs)
+    # The layers with weights compute in float16 (those kept in float32 on purpose aside) and
+    # keep float32 variables.
+    weighted = [layer for layer in model._flatten_layers(include_self=False) if layer.weights]
+    assert any(layer.compute_dtype == "float16" for layer in weighted), "no layer computes in float16"
+    assert all(keras.backend.standardize_dtype(w.dtype) in ("float32", "int32") for w in model.weights)
 
 
 @pytest.mark.parametrize("name", MODELS)
