@@ -398,7 +398,8 @@ def test_shipped_masked_lm_reaches_its_recorded_held_out_accuracy_and_perplexity
     """The recipe's held-out figures, re-measured: WikiText-2 test, masked as the recipe masks it.
 
     The masks are a fresh draw of the same kind (tf.random state differs between processes),
-    so the figures agree to within 0.01 accuracy and 5% perplexity (about 52,000 predictions).
+    and every other held-out sequence is read (CI time), so the figures agree to within 0.01
+    accuracy (about 5 standard errors of 26,000 predictions) and 5% perplexity.
     """
     if not _shipped("bert_tiny", tag):
         pytest.skip(f"bert_tiny.{tag} is not shipped")
@@ -406,7 +407,7 @@ def test_shipped_masked_lm_reaches_its_recorded_held_out_accuracy_and_perplexity
     record = next(r for r in kzoo.weights.records_for("bert_tiny") if r.tag == tag)
     tokenizer = text.tokenizer_for(model)
     length, predictions = record.builder_kwargs["max_sequence_length"], record.builder_kwargs["num_predictions"]
-    held_out = text.packed_sequences(tokenizer, text.corpus_lines("wikitext2-test"), sequence_length=length)
+    held_out = text.packed_sequences(tokenizer, text.corpus_lines("wikitext2-test"), sequence_length=length)[::2]
     tf.random.set_seed(0)
     batches = text.masked_lm_datasets(held_out, tokenizer, shuffle=False, num_predictions=predictions, batch_size=256)
     total = correct = nll = 0.0
@@ -418,6 +419,6 @@ def test_shipped_masked_lm_reaches_its_recorded_held_out_accuracy_and_perplexity
         total += weights.sum()
         correct += (weights * (logits.argmax(-1) == targets)).sum()
         nll -= (weights * np.take_along_axis(log_probabilities, targets[..., None], -1)[..., 0]).sum()
-    assert total > 40_000
+    assert total > 20_000
     assert abs(correct / total - record.metrics["heldout_masked_accuracy"]) < 0.01
     assert abs(np.exp(nll / total) / record.metrics["heldout_perplexity"] - 1) < 0.05
