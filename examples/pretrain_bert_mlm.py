@@ -53,8 +53,18 @@ from kzoo import weights as kzoo_weights
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[2])
 parser.add_argument("--size", choices=("tiny", "mini"), default="tiny")
-CORPORA = ("tinyshakespeare", "wikitext2-valid", "sst2-train")
-parser.add_argument("--corpus", nargs="+", choices=CORPORA, default=list(CORPORA[:2]), help="pretraining text")
+CORPORA = {  # --corpus name: (its part of the weights tag, how the manifest names it)
+    "wikitext2-valid": ("wikitext2", "WikiText-2 valid"),
+    "tinyshakespeare": ("shakespeare", "Tiny Shakespeare"),
+    "sst2-train": ("sst2", "SST-2 train sentences (no labels)"),
+}
+parser.add_argument(
+    "--corpus",
+    nargs="+",
+    choices=tuple(CORPORA),
+    default=["tinyshakespeare", "wikitext2-valid"],
+    help="pretraining text",
+)
 parser.add_argument("--epochs", type=int, default=12)
 parser.add_argument("--batch-size", type=int, default=32)
 parser.add_argument("--vocab-size", type=int, default=8192, help="target of the WordPiece learner")
@@ -75,9 +85,7 @@ keras.utils.set_random_seed(args.seed)
 output_dir = Path(args.output_dir)
 output_dir.mkdir(parents=True, exist_ok=True)
 name = f"bert_{args.size}"
-tag = "wikitext2_shakespeare" + ("_sst2" if "sst2-train" in args.corpus else "")
-if not {"tinyshakespeare", "wikitext2-valid"} <= set(args.corpus):
-    tag = "_".join(c.split("-")[0] for c in args.corpus)
+tag = "_".join(part for corpus, (part, _) in CORPORA.items() if corpus in args.corpus)  # wikitext2_shakespeare
 
 """
 ## Vocabulary and packed sequences
@@ -211,11 +219,6 @@ One weights file serves the masked-LM model and, through layer names, the classi
 tagger heads: their records load the encoder and start a new head.
 """
 
-CORPUS_NAMES = {
-    "tinyshakespeare": "Tiny Shakespeare",
-    "wikitext2-valid": "WikiText-2 valid",
-    "sst2-train": "SST-2 train sentences (no labels)",
-}
 if args.publish:
     if accuracy < 2 * baseline:  # a guard against a broken run, not a target
         raise SystemExit(f"not publishing: held-out accuracy {accuracy:.4f} is not twice the baseline")
@@ -229,7 +232,7 @@ if args.publish:
                 sha256=kzoo_weights.file_hashes(target)["sha256"],
                 size=target.stat().st_size,
                 dataset=(
-                    f"{' + '.join(CORPUS_NAMES[c] for c in args.corpus)}, {len(sequences)} packed sequences of "
+                    f"{' + '.join(CORPORA[c][1] for c in args.corpus)}, {len(sequences)} packed sequences of "
                     f"{args.sequence_length} WordPieces, {args.epochs} epochs of masked-LM pretraining"
                 ),
                 metrics=metrics,

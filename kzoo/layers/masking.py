@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -93,8 +94,6 @@ class UnknownWords(keras.layers.Layer):
 
     def set_counts(self, ids: Any) -> None:
         """Counts the word ids of the training data (any array of ids; 0 is skipped), capped at 2."""
-        import numpy as np
-
         ids = np.asarray(ids).reshape(-1)
         counts = np.bincount(ids[ids > 0], minlength=self.num_bins)[: self.num_bins]
         self.counts.assign(np.minimum(counts, 2).astype("int32"))  # 0, once, more: all the rule reads
@@ -102,8 +101,6 @@ class UnknownWords(keras.layers.Layer):
     def unreachable(self) -> Any:
         """A bool mask of the ids that can never reach the embedding at inference (count 0,
         neither padding nor ``unknown_id``); all False while no counts are set."""
-        import numpy as np
-
         counts = np.asarray(self.counts)
         mask = counts == 0
         mask[[0, self.unknown_id]] = False
