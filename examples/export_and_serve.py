@@ -102,7 +102,15 @@ pretrained weights are kept. The pipeline feeds raw 0-255 pixels: the model scal
 
 model = kzoo.get("lenet5", pretrained=True)
 data = kzoo.data.image_folder(folder / "train", model=model, batch_size=32, validation_split=0.2, seed=args.seed)
-result = kzoo.finetune(model, data, epochs=args.epochs, strategy="full", learning_rate=5e-4, verbose=2)
+result = kzoo.finetune(
+    model,
+    data,
+    epochs=args.epochs,
+    strategy="full",
+    learning_rate=5e-4,
+    verbose=2,
+    jit_compile=False if args.quick else None,  # a smoke run skips the XLA compile
+)
 print(f"best validation accuracy {max(result.history['val_accuracy']):.3f} (epoch {result.best_epoch})")
 
 """

@@ -87,7 +87,15 @@ data = kzoo.data.image_folder(args.folder, model=model, batch_size=16, augment=[
 print(f"{data.train_size} training and {data.validation_size} validation images of classes {list(classes)}")
 log_dir = args.log_dir or tempfile.mkdtemp(prefix="kzoo_resnet_folder_")  # a new, empty run directory
 strategy = args.strategy or ("two-phase" if args.pretrained else "full")
-result = kzoo.finetune(model, data, epochs=args.epochs, strategy=strategy, log_dir=log_dir, verbose=2)
+result = kzoo.finetune(
+    model,
+    data,
+    epochs=args.epochs,
+    strategy=strategy,
+    log_dir=log_dir,
+    verbose=2,
+    jit_compile=False if args.quick else None,  # a smoke run skips the XLA compile
+)
 
 """
 ## Result

@@ -63,7 +63,7 @@ parser.add_argument("--learning-rate", type=float, default=1e-3)
 parser.add_argument("--validation-sentences", type=int, default=1000)
 parser.add_argument("--seeds", type=int, nargs="+", default=None, help="default: 0 (0 1 2 with --publish)")
 parser.add_argument("--output-dir", default="runs/bilstm_sst2")
-parser.add_argument("--quick", action="store_true", help="1 epoch on 4,000 phrases; never publishes")
+parser.add_argument("--quick", action="store_true", help="1 epoch on 1,500 phrases; never publishes")
 parser.add_argument("--publish", action="store_true", help="write the weights, vocabulary and manifest entry")
 args = parser.parse_args()
 args.seeds = args.seeds or ([0, 1, 2] if args.publish else [0])
@@ -88,7 +88,7 @@ the training phrases only; each seed draws its own held-out phrases.
 texts, labels = kzoo.data.load_sst2("train")
 dev_texts, dev_labels = kzoo.data.load_sst2("dev")
 if args.quick:
-    keep = np.random.default_rng(args.seeds[0]).permutation(len(texts))[:4000]
+    keep = np.random.default_rng(args.seeds[0]).permutation(len(texts))[:1500]
     texts, labels = [texts[i] for i in keep], labels[keep]
 lengths = (128,) if args.quick else kzoo.text.DEFAULT_LENGTHS  # a smoke run compiles one shape
 

@@ -1,6 +1,8 @@
-"""Small models with kzoo's shared vision signature, for registry and weights tests."""
+"""Small models with kzoo's shared vision signature, for registry and weights tests; the CLI in-process."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import keras
 
@@ -46,3 +48,26 @@ def tiny_spec(name="tiny_net", task="image-classification"):
         stem_layer="stem_conv",
         test_kwargs={"num_classes": 2},
     )
+
+
+@dataclass
+class CliResult:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(capfd, *args: str) -> CliResult:
+    """``kzoo ARGS`` in this process: ``kzoo.cli.main`` with the output captured at the file
+    descriptors, so what an example's subprocess prints is captured too. A TensorFlow start per
+    call (seconds of CPU each) is what this saves; tests/test_cli.py runs the console command
+    itself in a subprocess once."""
+    from kzoo import cli
+
+    capfd.readouterr()  # what was printed before is not this call's
+    try:
+        code = cli.main(list(args))
+    except SystemExit as stop:  # argparse's usage errors exit 2
+        code = stop.code if isinstance(stop.code, int) else 1
+    out, err = capfd.readouterr()
+    return CliResult(code, out, err)

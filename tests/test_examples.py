@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,15 +11,10 @@ import kzoo
 from kzoo import errors
 from kzoo import examples as gallery
 
+from helpers import CliResult, run_cli
+
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = gallery.discover(REPO / "examples")
-
-
-def kzoo_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "MPLBACKEND": "Agg"}
-    return subprocess.run(
-        [sys.executable, "-m", "kzoo.cli", *args], capture_output=True, text=True, timeout=timeout, env=environment
-    )
 
 
 def test_the_gallery_is_discovered_from_the_files():
@@ -53,7 +45,10 @@ def test_header_parsing_and_errors(tmp_path):
         gallery.get_example("tyo", tmp_path)
 
 
-def test_cli_lists_shows_and_rejects(tmp_path):
+def test_cli_lists_shows_and_rejects(tmp_path, capfd, quiet_examples):
+    def kzoo_cli(*args: str) -> CliResult:
+        return run_cli(capfd, *args)
+
     listing = kzoo_cli("examples")
     assert listing.returncode == 0, listing.stderr
     for example in EXAMPLES:
@@ -86,14 +81,17 @@ def test_examples_run_elsewhere_exist():
         assert f"{name}.py" in (REPO / test_file).read_text(), f"{test_file} no longer runs {name}"
 
 
-def run_quick_mode(example, tmp_path) -> None:
-    """Runs ``kzoo examples run NAME --quick`` and checks the figure it says it wrote."""
+def run_quick_mode(example, tmp_path, capfd) -> None:
+    """Runs ``kzoo examples run NAME --quick`` and checks the figure it says it wrote.
+
+    The command runs in this process (the example in its subprocess, as always): a second
+    TensorFlow start per example would cost CI minutes."""
     if example.name in RUN_ELSEWHERE:
         pytest.skip(f"its quick mode runs in {RUN_ELSEWHERE[example.name]}")
     missing = [name for name in example.shared_data if not kzoo.data.has_data(name)]
     if missing:
         pytest.skip(f"shared dataset(s) {missing} not found under {kzoo.data.data_dir()} (set KZOO_DATA_DIR)")
-    result = kzoo_cli("examples", "run", example.name, "--quick", "--output-dir", str(tmp_path / "out"))
+    result = run_cli(capfd, "examples", "run", example.name, "--quick", "--output-dir", str(tmp_path / "out"))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     figure = tmp_path / "out" / example.figure
     assert f"figure(s) written to {tmp_path / 'out'}\n" in result.stdout  # the command says where they went
@@ -105,5 +103,5 @@ def run_quick_mode(example, tmp_path) -> None:
 # Half of the quick runs are here, the other half in test_examples_quick.py: the CI runs one
 # test file per worker, and all of them in one file made it the longest by far.
 @pytest.mark.parametrize("example", EXAMPLES[0::2], ids=lambda example: example.name)
-def test_example_runs_in_quick_mode_and_writes_its_figure(example, tmp_path):
-    run_quick_mode(example, tmp_path)
+def test_example_runs_in_quick_mode_and_writes_its_figure(example, tmp_path, capfd, quiet_examples):
+    run_quick_mode(example, tmp_path, capfd)

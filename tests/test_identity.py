@@ -57,7 +57,10 @@ def _inputs(name: str, model: keras.Model) -> list[np.ndarray]:
 
 @pytest.fixture(scope="module")
 def registry_reloaded(tmp_path_factory):
-    """Every registered model, built, run and saved here, then reloaded in one new process."""
+    """Every registered model, built, run and saved here, then reloaded in one new process.
+
+    This is the registry's ``.keras`` round trip (``safe_mode=True``: outputs, layer names),
+    stronger than the in-process one tests/test_models.py used to repeat."""
     directory = tmp_path_factory.mktemp("identity")
     jobs, here = [], {}
     for name in MODELS:
@@ -82,6 +85,7 @@ def registry_reloaded(tmp_path_factory):
             "outputs": outputs,
             "data": data,
             "frozen": kzoo.freeze(model),
+            "layers": [layer.name for layer in model.layers],
         }
         jobs.append(
             {
@@ -106,6 +110,7 @@ def test_reloaded_in_a_new_process_the_model_is_what_it_was(registry_reloaded, n
     if here[name]["data"] is not None:  # kzoo.data prepares the same inputs for the reloaded model
         np.testing.assert_array_equal(there[f"{name}/data"], here[name]["data"])
     assert report[name]["frozen"] == here[name]["frozen"]
+    assert report[name]["layers"] == here[name]["layers"]
 
 
 def test_identity_survives_clone_mixed_precision_and_finetune_copies(tmp_path):

@@ -5,7 +5,7 @@
 ``JOBS.json`` lists ``{"key", "path", "inputs"}``: a ``.keras`` file and either an ``.npz``
 of input arrays or a JSON list of raw texts. For each model this process (which never
 built it) loads the file with ``safe_mode=True`` and records its kzoo identity, its
-outputs on the inputs, the first validation batch ``kzoo.data.arrays`` makes for it (image
+outputs on the inputs, its layers' names, the first validation batch ``kzoo.data.arrays`` makes for it (image
 models) and the layers ``kzoo.freeze`` freezes.
 """
 
@@ -27,6 +27,7 @@ for job in jobs:
     model = keras.saving.load_model(job["path"], safe_mode=True)
     identity = kzoo.identity.of(model)
     entry = {"class": type(model).__name__, "identity": identity.to_config() if identity else None}
+    entry["layers"] = [layer.name for layer in model.layers]
     if job.get("texts") is not None:
         outputs = model.predict(job["texts"], batch_size=256, verbose=0)
     else:
