@@ -38,8 +38,9 @@ def patch_for_multi_worker(trainee: keras.Model, distribution: Any, train: Any) 
     train/test steps return each log as a 1-element vector, which that reduction averages over
     the replicas into the scalar Keras expects. Two workers then give the same losses and
     weights as one process training on the same global batches (tests/test_finetune.py).
-    A one-worker strategy is patched too: Keras' own build draws a batch from ``train``, which
-    moves its shuffling on by one epoch, so unpatched it would see other batches.
+    Every other strategy (one worker, ``MirroredStrategy``) builds the same way: Keras' own
+    build draws a batch from ``train``, which moves its shuffling on by one epoch, so unpatched
+    it would see other batches than the same job on one device without a strategy.
     """
     tf = import_tensorflow("kzoo.finetune with a tf.distribute strategy")
 
@@ -60,14 +61,6 @@ def patch_for_multi_worker(trainee: keras.Model, distribution: Any, train: Any) 
     if is_multi_worker(distribution):  # one worker reduces nothing: its logs stay scalars
         trainee.train_step = as_vectors(trainee.train_step)
         trainee.test_step = as_vectors(trainee.test_step)
-
-
-def is_collective(distribution: Any) -> bool:
-    """A MultiWorkerMirroredStrategy, whatever its number of workers."""
-    if distribution is None:
-        return False
-    tf = import_tensorflow("kzoo.finetune with a tf.distribute strategy")
-    return isinstance(distribution, tf.distribute.MultiWorkerMirroredStrategy)
 
 
 def is_multi_worker(distribution: Any) -> bool:

@@ -366,7 +366,7 @@ def finetune(
             trainee.set_weights(model.get_weights())
         else:
             trainee = model
-    if multi_worker or distribution_lib.is_collective(distribution):  # one worker too: the same batches as many
+    if distribution is not None:  # every strategy: the same batches as one device would see
         distribution_lib.patch_for_multi_worker(trainee, distribution, train)
     use_jit = resolve_jit_compile(trainee, jit_compile)
     if use_jit and distribution is not None and distribution.num_replicas_in_sync > 1:

@@ -345,9 +345,36 @@ def test_pretrained_encoder_moves_to_the_classifier_and_tagger(caplog):
     tagger = kzoo.get("bert_tiny_tagger", pretrained="wikitext2_shakespeare", num_classes=9)
     assert tagger.output_shape == (None, None, 9)
     assert text.tokenizer_for(tagger).vocabulary == tokenizer.vocabulary
-    # The pretrained model fills in a blank of held-out style text with a likely word.
-    guesses = [token for token, _ in text.fill_mask(mlm, tokenizer, "he was born in [MASK] .", k=10)[0]]
-    assert any(token in guesses for token in ("the", "1990", "london", "new", "england", "a"))
+    # The pretrained model fills blanks that have one right word better than the same network
+    # untrained: it gives that word far more probability, and ranks it among its likeliest 25
+    # (of 5,465) for most sentences. (A weak encoder: held-out masked accuracy 0.13; measured
+    # ranks 2, 8, 17, 14, 5, 20, 4 and 88, probability ratios 6 to 145.)
+    keras.utils.set_random_seed(0)
+    untrained = kzoo.get("bert_tiny", vocab_size=tokenizer.vocabulary_size, max_sequence_length=128)
+    ranks, ratios = [], []
+    for sentence, answer in CLOZE:
+        assert answer in tokenizer.vocabulary, answer
+        everything = dict(text.fill_mask(mlm, tokenizer, sentence, k=tokenizer.vocabulary_size)[0])
+        chance = dict(text.fill_mask(untrained, tokenizer, sentence, k=tokenizer.vocabulary_size)[0])
+        top = [token for token, _ in text.fill_mask(mlm, tokenizer, sentence, k=10)[0]]
+        assert top == list(everything)[:10]  # the top 10 are the 10 likeliest, in order
+        ranks.append(list(everything).index(answer))
+        ratios.append(everything[answer] / chance[answer])
+    assert sum(rank < 25 for rank in ranks) >= 6, ranks
+    assert np.exp(np.mean(np.log(ratios))) > 20, ratios  # geometric mean over the sentences
+
+
+# WikiText-style sentences, written for this test, each with one right word for its blank.
+CLOZE = [
+    ("it is one [MASK] the largest cities in the world .", "of"),
+    ("he was born [MASK] london in 1990 .", "in"),
+    ("the battle [MASK] fought in 1805 .", "was"),
+    ("he returned [MASK] england in 1800 .", "to"),
+    ("the game was played [MASK] front of a large crowd .", "in"),
+    ("the song was released [MASK] a single in 2005 .", "as"),
+    ("she was the daughter [MASK] a king .", "of"),
+    ("the city is the capital of the state , and the largest [MASK] in it .", "city"),
+]
 
 
 def test_tokenizer_for_refuses_a_model_without_wordpiece_weights():

@@ -500,6 +500,16 @@ def test_training_killed_with_sigkill_resumes_at_the_next_epoch(tmp_path):
     assert final.size > 0 and np.isfinite(final).all()
     assert not backup_dir.exists()  # deleted after the run completed
 
+    # The same seeded, unshuffled job, never interrupted, ends with the same weights and the
+    # same optimizer state (Adam's moments and step count): the backup restored both.
+    straight = tmp_path / "straight.npy"
+    command = [sys.executable, str(script), str(tmp_path / "backup_straight"), str(record), str(straight)]
+    third = subprocess.run([*command, "straight"], env=env, capture_output=True, text=True, timeout=300)
+    assert third.returncode == 0, third.stderr[-3000:]
+    uninterrupted = np.load(straight)
+    assert final.shape == uninterrupted.shape
+    np.testing.assert_allclose(final, uninterrupted, rtol=1e-6, atol=1e-7)
+
 
 # ---------------------------------------------------------------------------------------------
 # default_callbacks

@@ -204,8 +204,8 @@ def run_script(*args, env=None, timeout=300):
 
 
 def test_sigkill_mid_run_resumes_from_the_last_finished_epoch(tmp_path):
-    run, marks = tmp_path / "run", tmp_path / "epochs.txt"
-    command = [sys.executable, str(SCRIPTS / "finetune_resumable.py"), run, marks]
+    run, marks, state = tmp_path / "run", tmp_path / "epochs.txt", tmp_path / "resumed.npz"
+    command = [sys.executable, str(SCRIPTS / "finetune_resumable.py"), run, marks, state]
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KZOO_TEST_HANG_AFTER_EPOCH": "3"}
     process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -223,13 +223,26 @@ def test_sigkill_mid_run_resumes_from_the_last_finished_epoch(tmp_path):
         if process.poll() is None:
             process.kill()
     assert json.loads((run / "kzoo_run.json").read_text())["status"] == "running"
-    second = run_script(SCRIPTS / "finetune_resumable.py", run, marks)
+    second = run_script(SCRIPTS / "finetune_resumable.py", run, marks, state)
     assert second.returncode == 0, second.stderr[-3000:]
     lines = marks.read_text().split()
     assert lines[: lines.index("hang")] == ["0", "1", "2", "3"]
     assert lines[lines.index("hang") + 1 :] == ["4", "5"]  # only the remaining epochs ran
-    state = json.loads((run / "kzoo_run.json").read_text())
-    assert state["status"] == "finished" and state["phases_done"] == ["head", "fine"]
+    progress = json.loads((run / "kzoo_run.json").read_text())
+    assert progress["status"] == "finished" and progress["phases_done"] == ["head", "fine"]
+
+    # The same seeded job in one go keeps the same weights and ends with the same optimizer
+    # state: the resume restored the weights and the optimizer of the fine-tuning phase, not
+    # only the epoch counter.
+    straight = tmp_path / "straight.npz"
+    third = run_script(SCRIPTS / "finetune_resumable.py", tmp_path / "run_straight", tmp_path / "marks2.txt", straight)
+    assert third.returncode == 0, third.stderr[-3000:]
+    resumed, uninterrupted = np.load(state), np.load(straight)
+    assert sorted(resumed.files) == sorted(uninterrupted.files)
+    assert any(key.startswith("optimizer_") for key in resumed.files)
+    assert int(resumed["best_epoch"]) == int(uninterrupted["best_epoch"])
+    for key in resumed.files:
+        np.testing.assert_allclose(resumed[key], uninterrupted[key], rtol=1e-5, atol=1e-6, err_msg=key)
 
 
 def test_cli_finetune_writes_a_model_and_tensorboard_logs(tmp_path):
@@ -284,6 +297,15 @@ def test_finetune_under_mirrored_strategy_on_two_logical_cpus():
     report = _last_json(result.stdout)
     assert report["replicas"] == 2 and report["changed"] and report["finite"]
     assert len(report["loss"]) == 2
+    # Two replicas of 16 images each sum their gradients of the global batch's mean loss: the
+    # same job without a strategy, on one device, takes the same steps.
+    alone = run_script(SCRIPTS / "finetune_distributed.py", "none")
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    reference = _last_json(alone.stdout)
+    assert reference["replicas"] == 1
+    np.testing.assert_allclose(report["loss"], reference["loss"], rtol=1e-4)
+    np.testing.assert_allclose(report["val_loss"], reference["val_loss"], rtol=1e-4)
+    np.testing.assert_allclose(report["checksum"], reference["checksum"], rtol=1e-4)
 
 
 def test_finetune_with_two_multiworker_workers_on_loopback_matches_one_process(tmp_path):

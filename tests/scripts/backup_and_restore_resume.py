@@ -4,7 +4,9 @@ Usage: backup_and_restore_resume.py BACKUP_DIR RECORD_FILE WEIGHTS_OUT RUN_LABEL
 
 Appends "RUN_LABEL EPOCH" to RECORD_FILE after each epoch (after the backup of that epoch is
 written). With --pause-after-epoch N it sleeps after epoch N, so the test can SIGKILL it there.
-On completion it saves the final weights, flattened, to WEIGHTS_OUT (.npy).
+On completion it saves the final weights and the optimizer's variables (Adam's moments and
+step count), flattened, to WEIGHTS_OUT (.npy): a resumed run must end where an uninterrupted
+one does, which it cannot if the backup lost the weights or the optimizer state.
 """
 
 from __future__ import annotations
@@ -49,13 +51,14 @@ def main() -> None:
     x = rng.normal(size=(64, 4)).astype("float32")
     y = (x @ np.array([[1.0], [-2.0], [0.5], [3.0]], dtype="float32")).astype("float32")
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(1)])
-    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
     callbacks = [
         BackupAndRestore(args.backup_dir),
         RecordEpochs(args.record_file, args.run_label, args.pause_after_epoch),
     ]
     model.fit(x, y, batch_size=16, epochs=6, shuffle=False, callbacks=callbacks, verbose=0)
-    np.save(args.weights_out, np.concatenate([w.ravel() for w in model.get_weights()]))
+    state = [*model.get_weights(), *(np.asarray(v) for v in model.optimizer.variables)]
+    np.save(args.weights_out, np.concatenate([np.ravel(v).astype("float64") for v in state]))
 
 
 if __name__ == "__main__":

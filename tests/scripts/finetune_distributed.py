@@ -3,6 +3,7 @@
 Usage: finetune_distributed.py mirrored [LOG_DIR]     (2 logical CPU devices in this process)
        finetune_distributed.py multiworker [LOG_DIR]  (TF_CONFIG set by the caller; one process per worker)
        finetune_distributed.py single [LOG_DIR]       (MultiWorkerMirroredStrategy with one local worker)
+       finetune_distributed.py none [LOG_DIR]         (no strategy: one device, the reference)
 """
 
 import json
@@ -16,6 +17,8 @@ if mode == "mirrored":
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+elif mode == "none":
+    strategy = None
 else:
     strategy = tf.distribute.MultiWorkerMirroredStrategy()
 
@@ -34,7 +37,7 @@ result = kzoo.finetune(model, data, epochs=2, strategy="full", distribution=stra
 print(
     json.dumps(
         {
-            "replicas": strategy.num_replicas_in_sync,
+            "replicas": strategy.num_replicas_in_sync if strategy is not None else 1,
             "loss": result.history["loss"],
             "val_loss": result.history.get("val_loss"),
             "log_dir": str(result.log_dir),

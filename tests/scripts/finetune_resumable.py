@@ -1,7 +1,10 @@
 """A two-phase kzoo.finetune run that tests kill and resume.
 
-Usage: finetune_resumable.py RUN_DIR MARKS_FILE. Appends each finished epoch to MARKS_FILE;
-with KZOO_TEST_HANG_AFTER_EPOCH=N it writes "hang" after epoch N and waits to be killed.
+Usage: finetune_resumable.py RUN_DIR MARKS_FILE STATE_OUT. Appends each finished epoch to
+MARKS_FILE; with KZOO_TEST_HANG_AFTER_EPOCH=N it writes "hang" after epoch N and waits to be
+killed. The training batches come in one fixed order (no shuffle; LeNet-5 has no dropout), so a
+resumed run and an uninterrupted one see the same steps. At the end it writes the weights the
+run kept and the optimizer's variables to STATE_OUT (.npz), for the test to compare.
 """
 
 import os
@@ -10,10 +13,11 @@ import time
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 import kzoo
 
-run_dir, marks = sys.argv[1], sys.argv[2]
+run_dir, marks, state_out = sys.argv[1], sys.argv[2], sys.argv[3]
 hang_after = os.environ.get("KZOO_TEST_HANG_AFTER_EPOCH")
 
 
@@ -32,6 +36,25 @@ images, labels = kzoo.data.load_uci_digits()
 chosen = np.random.default_rng(0).choice(len(labels), 200, replace=False)
 model = kzoo.get("lenet5", pretrained=True)
 data = kzoo.data.arrays(images[chosen], labels[chosen], model=model, batch_size=32)
-kzoo.finetune(
-    model, data, epochs=6, head_epochs=2, strategy="two-phase", log_dir=run_dir, callbacks=[Marks()], verbose=0
+# One pass of kzoo's pipeline, frozen into a fixed order: a resumed process would otherwise
+# start the shuffle over, and its epochs would see other batches than an uninterrupted run's.
+x, y = (np.concatenate(parts) for parts in zip(*((np.asarray(a), np.asarray(b)) for a, b in data.train)))
+train = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+result = kzoo.finetune(
+    model,
+    train,
+    data.validation,
+    epochs=6,
+    head_epochs=2,
+    strategy="two-phase",
+    log_dir=run_dir,
+    callbacks=[Marks()],
+    verbose=0,
+)
+optimizer = [np.asarray(v) for v in model.optimizer.variables]
+np.savez(
+    state_out,
+    **{f"weight_{i}": w for i, w in enumerate(model.get_weights())},
+    **{f"optimizer_{i}": v for i, v in enumerate(optimizer)},
+    best_epoch=np.array(result.best_epoch),
 )
