@@ -1,4 +1,4 @@
-"""benchmarks/run.py (arguments, JSON and Markdown output on one tiny model) and TimeToAccuracy."""
+"""benchmarks/run.py (arguments; a real run of one tiny model, its JSON, Markdown and FLOP count) and TimeToAccuracy."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import keras
 import numpy as np
 import pytest
 
+import kzoo
+from kzoo import registry
 from kzoo.callbacks import TimeToAccuracy
 from kzoo.errors import InvalidArgumentError
 
@@ -45,29 +47,43 @@ def test_runner_rejects_unknown_models(runner):
         runner.main(["--models", "no_such_model"])
 
 
-def test_runner_measures_one_model_and_writes_json_and_markdown(runner, tmp_path, monkeypatch):
-    # The subprocess is replaced by the worker itself, in this process, so the test stays fast.
-    def in_process(args, name, reference_info=None, flops_only=False):
-        worker_args = runner.parse_args(
-            ["--worker", name, "--quick", "--steps", "1", "--warmup", "0", "--batch", "2", "--xla", "off"]
-            + ["--precisions", "float32", "--no-flops"]
-        )
-        return {**runner.worker(worker_args), "wall_s": 0.0}
-
-    monkeypatch.setattr(runner, "_spawn", in_process)
+def test_runner_measures_one_model_and_writes_json_and_markdown(runner, tmp_path):
+    # The real thing: the worker runs in its own subprocess, and so does the FLOP count (XLA's
+    # cost analysis, on JAX), as in a full benchmark run; only the sizes are a smoke run's.
     json_path, markdown_path = tmp_path / "out.json", tmp_path / "out.md"
-    argv = ["--models", "lenet5", "--quick", "--xla", "off", "--precisions", "float32", "--no-flops"]
+    argv = ["--models", "lenet5", "--quick", "--xla", "off", "--precisions", "float32", "--steps", "1"]
+    argv += ["--warmup", "0", "--batch", "2"]
     assert runner.main([*argv, "--json", str(json_path), "--markdown", str(markdown_path)]) == 0
     results = json.loads(json_path.read_text())
-    (run,) = results["models"]["lenet5"]["runs"]
+    measured = results["models"]["lenet5"]
+    assert "error" not in measured, measured.get("error")
+    (run,) = measured["runs"]
     assert run["precision"] == "float32" and run["xla"] == "off"
     assert run["forward_items_s"] > 0 and run["train_items_s"] > 0 and run["train_first_s"] > 0
-    assert results["models"]["lenet5"]["peak_memory_mib"] > 0
-    assert results["models"]["lenet5"]["input_shapes"] == [[28, 28, 1]]
+    assert measured["peak_memory_mib"] > 0 and measured["wall_s"] > 0
+    assert measured["input_shapes"] == [[28, 28, 1]]
+    # XLA's count against one from the layer shapes: a train step is about 3 forward passes
+    # (forward, and the gradients of inputs and weights), 2 FLOPs a multiply-add.
+    assert measured.get("flops_error") is None, measured["flops_error"]
+    expected = 3 * 2 * _multiply_adds(kzoo.get("lenet5", **registry.spec("lenet5").test_kwargs), batch=2)
+    assert 0.7 * expected < measured["train_flops"] < 2 * expected, (measured["train_flops"], expected)
     table = markdown_path.read_text().splitlines()
     assert table[0].startswith("| model | precision | XLA |") and len(table) == 3
-    assert table[2].startswith("| lenet5 | float32 | off |") and "| n/a |" in table[2]
+    assert table[2].startswith("| lenet5 | float32 | off |")
     assert runner.main(["--render", str(json_path)]) == 0  # the table again, from the saved results
+
+
+def _multiply_adds(model, batch: int) -> int:
+    """Multiply-adds of the convolutions and dense layers of a forward pass, from their shapes."""
+    total = 0
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.Conv2D):
+            kernel = layer.kernel.shape  # (kh, kw, in, out)
+            _, height, width, _ = layer.output.shape
+            total += kernel[0] * kernel[1] * kernel[2] * kernel[3] * height * width
+        elif isinstance(layer, keras.layers.Dense):
+            total += layer.kernel.shape[0] * layer.kernel.shape[1]
+    return batch * total
 
 
 def test_markdown_shows_ratios_to_the_reference_and_errors(runner):

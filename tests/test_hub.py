@@ -145,6 +145,45 @@ def test_offline_remote_handle_uses_an_earlier_download(saved_model_dir, tmp_pat
     assert no_network == []
 
 
+def test_a_handle_url_downloads_the_archive_once_then_loads_offline_from_the_cache(
+    saved_model_dir, tmp_path, monkeypatch, http_files
+):
+    """A TF-Hub-style handle served by a real HTTP server on 127.0.0.1: tensorflow_hub asks for
+    the compressed archive, unpacks it into TFHUB_CACHE_DIR, and kzoo's offline look-up finds
+    that very directory afterwards, with the network refused."""
+    import io
+    import tarfile
+
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        for item in sorted(saved_model_dir.iterdir()):
+            tar.add(item, arcname=item.name)
+    # tensorflow_hub appends this query to ask for the compressed SavedModel.
+    http_files.add("/models/backbone/1?tf-hub-format=compressed", archive.getvalue())
+    handle = http_files.url("models/backbone/1")
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("KZOO_OFFLINE", raising=False)
+
+    x = _inputs()
+    online = kzoo.hub.load(handle)
+    np.testing.assert_allclose(online(x).numpy(), x @ KERNEL, rtol=1e-5, atol=1e-5)
+    assert http_files.requests == ["/models/backbone/1?tf-hub-format=compressed"]
+    assert (tmp_path / "cache" / hashlib.sha1(handle.encode()).hexdigest() / "saved_model.pb").is_file()
+
+    monkeypatch.setenv("KZOO_OFFLINE", "1")
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network disabled by the test")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    offline = kzoo.hub.load(handle)
+    np.testing.assert_allclose(offline(x).numpy(), x @ KERNEL, rtol=1e-5, atol=1e-5)
+    assert attempts == [] and len(http_files.requests) == 1
+
+
 def test_keras_file_round_trip_needs_safe_mode_off(saved_model_dir, tmp_path):
     inputs = keras.Input((4,))
     backbone = kzoo.hub.load(saved_model_dir, call_endpoint="two", output_key="b")
