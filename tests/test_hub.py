@@ -108,9 +108,8 @@ def test_directory_without_saved_model_pb_is_rejected(tmp_path):
         kzoo.hub.load(tmp_path)
 
 
-@pytest.fixture
-def no_network(monkeypatch):
-    """Records (and refuses) every outgoing connection attempt."""
+def _refuse_network(monkeypatch) -> list:
+    """Records (and refuses) every outgoing connection attempt from now on."""
     attempts = []
 
     def refuse(*args, **kwargs):
@@ -120,6 +119,11 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
     monkeypatch.setattr(socket.socket, "connect", refuse)
     return attempts
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    return _refuse_network(monkeypatch)
 
 
 def test_offline_remote_handle_raises_without_touching_the_network(tmp_path, monkeypatch, no_network):
@@ -171,14 +175,7 @@ def test_a_handle_url_downloads_the_archive_once_then_loads_offline_from_the_cac
     assert (tmp_path / "cache" / hashlib.sha1(handle.encode()).hexdigest() / "saved_model.pb").is_file()
 
     monkeypatch.setenv("KZOO_OFFLINE", "1")
-    attempts = []
-
-    def refuse(*args, **kwargs):
-        attempts.append(args)
-        raise OSError("network disabled by the test")
-
-    monkeypatch.setattr(socket, "create_connection", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
+    attempts = _refuse_network(monkeypatch)
     offline = kzoo.hub.load(handle)
     np.testing.assert_allclose(offline(x).numpy(), x @ KERNEL, rtol=1e-5, atol=1e-5)
     assert attempts == [] and len(http_files.requests) == 1
