@@ -27,8 +27,10 @@ def scope(distribution: Any) -> Any:
     return distribution.scope() if distribution is not None else NullScope()
 
 
-def patch_for_multi_worker(trainee: keras.Model, distribution: Any, train: Any) -> None:
-    """Lets Keras 3's ``fit`` train under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585).
+def patch_for_strategy(trainee: keras.Model, distribution: Any, train: Any) -> None:
+    """Lets Keras 3's ``fit`` train under a ``tf.distribute`` strategy like one device would.
+
+    Under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585),
 
     Checked with Keras 3.15 / TF 2.21 and two workers on 127.0.0.1, ``fit`` fails twice:
     it builds the model from a batch it first averages across workers in eager mode

@@ -367,7 +367,7 @@ def finetune(
         else:
             trainee = model
     if distribution is not None:  # every strategy: the same batches as one device would see
-        distribution_lib.patch_for_multi_worker(trainee, distribution, train)
+        distribution_lib.patch_for_strategy(trainee, distribution, train)
     use_jit = resolve_jit_compile(trainee, jit_compile)
     if use_jit and distribution is not None and distribution.num_replicas_in_sync > 1:
         # XLA clusters cannot read a variable that lives on another device (TensorFlow's

@@ -20,8 +20,9 @@ import sys
 # The JAX pass of the CI (README) runs as on a machine with only JAX installed, like the GPU
 # box: `import tensorflow` and its satellites raise ImportError (find_spec returns None), so a
 # kzoo module that needs TensorFlow on the JAX backend fails the registry-wide tests there.
+TENSORFLOW_PACKAGES = ("tensorflow", "tensorflow_hub", "tensorflow_datasets", "tensorflow_text", "tf_keras")
 if os.environ.get("KZOO_TEST_WITHOUT_TENSORFLOW") == "1":
-    for _name in ("tensorflow", "tensorflow_hub", "tensorflow_datasets", "tensorflow_text", "tf_keras"):
+    for _name in TENSORFLOW_PACKAGES:
         sys.modules[_name] = None
 
 import pytest

@@ -6,6 +6,7 @@ file missing from the package data fails here, not at a user's."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -86,8 +87,6 @@ def test_the_installed_package_ships_its_weights_examples_and_export_table(tmp_p
     for key, path in report["verified"].items():
         assert package in Path(path).resolve().parents, (key, path)
     # Every file of the checkout's zoo_weights/ (vocabularies too), byte for byte.
-    import hashlib
-
     checkout = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (REPO / "zoo_weights").iterdir()}
     assert report["zoo_weights"] == checkout
     # The examples gallery is the package's copy, every example of the checkout.

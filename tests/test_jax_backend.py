@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import TENSORFLOW_PACKAGES
+
 pytest.importorskip("jax")
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,7 +30,7 @@ SCRIPT = r"""
 import json, sys
 
 # As if not installed: `import tensorflow` raises ImportError, importlib's find_spec returns None.
-for name in ("tensorflow", "tensorflow_hub", "tensorflow_datasets", "tensorflow_text", "tf_keras"):
+for name in BLOCKED:
     sys.modules[name] = None
 
 import keras
@@ -108,7 +110,11 @@ def jax_report(tmp_path_factory) -> dict:
         "JAX_PLATFORMS": "cpu",
     }
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, cwd=tmp_path_factory.mktemp("cwd")
+        [sys.executable, "-c", f"BLOCKED = {TENSORFLOW_PACKAGES!r}\n" + SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path_factory.mktemp("cwd"),
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -163,7 +163,6 @@ def test_get_config_round_trip(name):
 # and compiling its train step on CPU costs a minute and gigabytes. XLA lowers operation by
 # operation, so a model whose every layer type some smaller model already compiled (the U-Nets
 # on ResNet-18 and VGG16, the VGGs) is not compiled again either.
-_COMPILED_LAYER_TYPES: dict[frozenset, str] = {}
 _COMPILED_BY: dict[str, str] = {}  # layer type -> the model that compiled it
 
 
@@ -175,11 +174,8 @@ def _layer_types(model: keras.Model) -> frozenset:
 def test_compiles_with_xla(name):
     spec, model = _build(name)
     types = _layer_types(model)
-    if types in _COMPILED_LAYER_TYPES:
-        pytest.skip(f"same layer types as {_COMPILED_LAYER_TYPES[types]}, compiled with XLA already")
     if types <= _COMPILED_BY.keys():
         pytest.skip(f"every layer type compiled with XLA already, by {sorted({_COMPILED_BY[t] for t in types})}")
-    _COMPILED_LAYER_TYPES[types] = name
     inputs = spec.sample_inputs(model, batch_size=4)
     from kzoo.layers.crf import CRFLoss, crf_layers
 
