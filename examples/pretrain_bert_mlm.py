@@ -50,6 +50,7 @@ import numpy as np
 
 import kzoo
 from kzoo import weights as kzoo_weights
+from kzoo.examples import write_metrics
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[2])
 parser.add_argument("--size", choices=("tiny", "mini"), default="tiny")
@@ -211,6 +212,8 @@ metrics = {
 }
 summary = {**metrics, "train_seconds": round(train_seconds), "parameters": model.count_params()}
 (output_dir / "summary.json").write_text(json.dumps({**summary, "args": vars(args)}, indent=2))
+heads = (name, f"{name}_classifier", f"{name}_tagger")  # one file serves three records
+write_metrics(output_dir, {f"{head}.{tag}": metrics for head in heads})  # what `kzoo reproduce` reads
 
 """
 ## Publishing (maintainers)
@@ -223,7 +226,7 @@ if args.publish:
     if accuracy < 2 * baseline:  # a guard against a broken run, not a target
         raise SystemExit(f"not publishing: held-out accuracy {accuracy:.4f} is not twice the baseline")
     target, vocabulary_file = kzoo_weights.publish_file(weights_path), kzoo_weights.publish_file(vocabulary_path)
-    for model_name in (name, f"{name}_classifier", f"{name}_tagger"):
+    for model_name in heads:
         kzoo_weights.write_manifest_entry(
             kzoo_weights.WeightsRecord(
                 model=model_name,

@@ -47,6 +47,7 @@ import numpy as np
 import kzoo
 from kzoo import generative
 from kzoo import weights as kzoo_weights
+from kzoo.examples import write_metrics
 from kzoo.models.autoencoders import kl_divergence
 
 """
@@ -150,6 +151,7 @@ if args.model == "vae":
     metrics["test_negative_elbo_nats"] = metrics["test_reconstruction_bce"] * 784 + builder_kwargs["beta"] * kl
 metrics = {key: round(value, 4) for key, value in metrics.items()}
 print(f"{args.model}: {metrics} ({train_seconds:.0f} s of training)")
+write_metrics(output_dir, {f"{args.model}.mnist": metrics})  # what `kzoo reproduce` reads
 
 """
 ## Figures

@@ -48,6 +48,7 @@ import numpy as np
 
 import kzoo
 from kzoo import weights as kzoo_weights
+from kzoo.examples import write_metrics
 from kzoo.text import CONLL_TAGS
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[2])
@@ -221,12 +222,24 @@ model.save_weights(weights_path)
 kzoo_weights.compress_file(weights_path)
 summary = {"test_f1_mean": mean, "test_f1_sd": sd, "median_seed": median["seed"], "runs": runs}
 (output_dir / "summary.json").write_text(json.dumps({**summary, "args": vars(args)}, indent=2))
+figures = {
+    "test_f1": round(scores["f1"], 2),
+    "test_precision": round(scores["precision"], 2),
+    "test_recall": round(scores["recall"], 2),
+    "dev_f1": round(median["dev_f1"], 2),
+    "test_f1_mean": round(mean, 2),
+    "test_f1_sd": round(sd, 2),
+    "seeds": len(runs),
+    **{f"test_f1_{kind}": round(n["f1"], 2) for kind, n in scores["by_type"].items()},
+}
+write_metrics(output_dir, {f"{args.model}.conll2003": figures})  # what `kzoo reproduce` reads
 
 """
 ## Publishing (maintainers)
 """
 
 if args.publish:
+    implied = f"--seeds {' '.join(map(str, args.seeds))} --epochs {args.epochs}"  # what --publish implied
     target = kzoo_weights.publish_file(weights_path)
     seconds = [run["train_seconds"] for run in runs]
     record = kzoo_weights.WeightsRecord(
@@ -236,21 +249,12 @@ if args.publish:
         sha256=kzoo_weights.file_hashes(target)["sha256"],
         size=target.stat().st_size,
         dataset="CoNLL-2003 English eng.train (14,041 sentences); epoch chosen on eng.testa",
-        metrics={
-            "test_f1": round(scores["f1"], 2),
-            "test_precision": round(scores["precision"], 2),
-            "test_recall": round(scores["recall"], 2),
-            "dev_f1": round(median["dev_f1"], 2),
-            "test_f1_mean": round(mean, 2),
-            "test_f1_sd": round(sd, 2),
-            "seeds": len(runs),
-            **{f"test_f1_{kind}": round(n["f1"], 2) for kind, n in scores["by_type"].items()},
-        },
+        metrics=figures,
         eval_split="CoNLL-2003 eng.testb (3,453 sentences), entity-level F1 as conlleval counts it",
         num_classes=len(CONLL_TAGS),
         class_names=CONLL_TAGS,
         license="Weights trained by kzoo on CoNLL-2003 for research use; no CoNLL text or vocabulary is included",
-        recipe="examples/train_bilstm_ner_conll.py " + " ".join(sys.argv[1:]),
+        recipe=f"examples/train_bilstm_ner_conll.py {' '.join(sys.argv[1:])} {implied}",
         default=True,
         builder_kwargs=build,
         text={

@@ -49,6 +49,7 @@ import tensorflow as tf
 import kzoo
 from kzoo import generative
 from kzoo import weights as kzoo_weights
+from kzoo.examples import write_metrics
 
 """
 ## Settings
@@ -148,6 +149,8 @@ if args.conditional:
     predicted = lenet.predict(generative.to_unit_range(generated), batch_size=1000, verbose=0).argmax(axis=-1)
     metrics["lenet5_agrees_with_condition"] = round(float((predicted == inputs[1]).mean()), 4)
 print(f"{family}: {metrics} ({train_seconds:.0f} s of training)")
+# Generator and discriminator are published with the same figures; `kzoo reproduce` reads this file.
+write_metrics(output_dir, {f"{family}_{network}.mnist": metrics for network in ("generator", "discriminator")})
 
 """
 ## Figures: samples over training, and the final samples

@@ -48,7 +48,7 @@ import tensorflow as tf
 
 import kzoo
 from kzoo import weights as kzoo_weights
-from kzoo.examples import save_figure
+from kzoo.examples import save_figure, write_metrics
 
 """
 ## Settings
@@ -173,6 +173,8 @@ summary = {
 }
 (output_dir / "summary.json").write_text(json.dumps(summary, indent=2))
 print(f"wrote {weights_path}")
+figures = {"test_accuracy": round(float(test_accuracy), 4), "test_loss": round(float(test_loss), 4)}
+write_metrics(output_dir, {"lenet5.mnist": figures})  # what `kzoo reproduce lenet5:mnist` reads
 
 # The figure: learning curves, and the test digits the model gets wrong.
 figure, axes = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [1, 1.3]})
@@ -218,7 +220,7 @@ if args.publish:
         size=target.stat().st_size,
         format="keras",
         dataset="MNIST training set (first 55,000 images; last 5,000 held out for validation)",
-        metrics={"test_accuracy": round(float(test_accuracy), 4), "test_loss": round(float(test_loss), 4)},
+        metrics=figures,
         eval_split="MNIST test set (10,000 images)",
         num_classes=10,
         class_names=tuple(str(d) for d in range(10)),

@@ -39,6 +39,7 @@ import numpy as np
 
 import kzoo
 from kzoo import weights as kzoo_weights
+from kzoo.examples import write_metrics
 from kzoo.models.word2vec import word_vectors
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[2])
@@ -108,6 +109,8 @@ held_out_accuracy = kzoo.text.ranking_accuracy(model, held_out_ids, counts, wind
 print(
     f"held-out ranking accuracy {held_out_accuracy:.4f} (chance {1 / (1 + args.negatives):.4f}), {train_seconds:.0f} s"
 )
+metrics = {"held_out_ranking_accuracy": round(held_out_accuracy, 4)}
+write_metrics(output_dir, {f"{name}.wikitext2": metrics})  # what `kzoo reproduce` reads
 
 """
 ## Queries
@@ -188,7 +191,7 @@ if args.publish:
         sha256=kzoo_weights.file_hashes(target)["sha256"],
         size=target.stat().st_size,
         dataset="WikiText-2 valid and Tiny Shakespeare",
-        metrics={"held_out_ranking_accuracy": round(held_out_accuracy, 4)},
+        metrics=metrics,
         eval_split=(
             f"WikiText-2 test, pairs drawn as in training: the true neighbour scores above all "
             f"{args.negatives} sampled negatives (chance 1/{args.negatives + 1})"

@@ -1,4 +1,5 @@
-"""The ``kzoo`` command: ``list``, ``info``, ``download``, ``finetune``, ``export``, ``demo`` and ``examples``."""
+"""The ``kzoo`` command: ``list``, ``info``, ``download``, ``finetune``, ``export``, ``demo``, ``reproduce``,
+``examples``."""
 
 from __future__ import annotations
 
@@ -218,6 +219,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from kzoo import reproduce
+
+    result = reproduce.reproduce(args.target, quick=args.quick, output_dir=args.output_dir)
+    print(result.summary())
+    return 0 if result.passed else 1
+
+
 def _cmd_examples(args: argparse.Namespace) -> int:
     from kzoo import examples
 
@@ -304,6 +313,13 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_cmd_demo)
 
+    rerun = commands.add_parser(
+        "reproduce", help="rerun the recipe of shipped weights and check its figure against the manifest: NAME[:TAG]"
+    )
+    rerun.add_argument("target", metavar="NAME[:TAG]")
+    rerun.add_argument("--quick", action="store_true", help="the recipe's smoke run, checked against its own range")
+    rerun.add_argument("--output-dir", default=None, help="where the rerun writes (default: a new temporary folder)")
+    rerun.set_defaults(run=_cmd_reproduce)
     gallery = commands.add_parser("examples", help="list, show and run the examples gallery")
     gallery.add_argument("--tag", default=None, help="list only examples with this tag")
     gallery.set_defaults(run=_cmd_examples, action="list")

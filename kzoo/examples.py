@@ -186,6 +186,25 @@ def parse_header_text(docstring: str) -> dict[str, str]:
     return fields
 
 
+METRICS_FILE = "metrics.json"
+
+
+def write_metrics(output_dir: str | os.PathLike, records: dict[str, dict[str, float]]) -> Path:
+    """Writes the figures a recipe measured to ``output_dir/metrics.json`` and returns the path.
+
+    Every recipe of shipped weights calls this with the metrics it would publish, keyed by
+    weights record (``{"lenet5.mnist": {"test_accuracy": 0.9922, ...}}``), in quick and full
+    runs alike, published or not: ``kzoo reproduce`` (:mod:`kzoo.reproduce`) reads the file
+    to compare a rerun with the manifest.
+    """
+    from kzoo import atomic
+
+    path = Path(output_dir) / METRICS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_json(path, {"records": {key: dict(values) for key, values in records.items()}})
+    return path
+
+
 def save_figure(figure: Any, output_dir: str | os.PathLike, filename: str) -> Path:
     """Saves a matplotlib figure into ``output_dir`` (created), closes it, prints and returns its path."""
     import matplotlib.pyplot as plt

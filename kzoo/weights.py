@@ -134,6 +134,13 @@ class WeightsRecord:
             ``standardize``, ``split`` and ``max_length``; or ``hashing`` with
             ``num_bins`` and ``max_word_length`` for hashed words (no vocabulary).
         notes: Free text.
+        reproduce: How ``kzoo reproduce NAME:TAG`` checks a rerun of ``recipe`` (see
+            :mod:`kzoo.reproduce`): ``metric`` (a key of ``metrics``), ``tolerance`` (a full
+            rerun passes within ``metrics[metric] ± tolerance``), ``why`` (where the
+            tolerance comes from), and ``quick_range`` (``[low, high]`` a ``--quick`` rerun's
+            figure must fall in, with ``quick_why``; absent when the recipe's quick run learns
+            nothing a range could tell from an untrained network). A recipe
+            that republishes without it keeps the previous entry's.
     """
 
     model: str
@@ -160,6 +167,7 @@ class WeightsRecord:
     text: dict[str, Any] = dataclasses.field(default_factory=dict)
     notes: str = ""
     num_params: int | None = None
+    reproduce: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -311,6 +319,10 @@ def write_manifest_entry(record: WeightsRecord, path: Path | None = None) -> Pat
     entries = {"weights": []}
     if path.is_file():
         entries = json.loads(path.read_text(encoding="utf-8"))
+    previous = [e for e in entries.get("weights", []) if f"{e['model']}.{e['tag']}" == record.key]
+    if previous and not record.reproduce and previous[0].get("reproduce"):
+        # The check's band is the maintainers' choice; a republish that does not restate it keeps it.
+        record = dataclasses.replace(record, reproduce=previous[0]["reproduce"])
     kept = [e for e in entries.get("weights", []) if f"{e['model']}.{e['tag']}" != record.key]
     kept.append(record.to_json())
     kept.sort(key=lambda e: (e["model"], e["tag"]))

@@ -10,6 +10,7 @@ from PIL import Image
 import kzoo
 from kzoo import errors
 from kzoo import examples as gallery
+from kzoo import weights as weights_lib
 
 from helpers import CliResult, run_cli
 
@@ -81,8 +82,20 @@ def test_examples_run_elsewhere_exist():
         assert f"{name}.py" in (REPO / test_file).read_text(), f"{test_file} no longer runs {name}"
 
 
+def reproduced_by(name: str):
+    """The first weights record (default first) whose recipe is example ``name`` and has a quick range."""
+    records = [
+        record
+        for record in weights_lib.all_records()
+        if record.recipe.startswith(f"examples/{name}.py") and record.reproduce.get("quick_range")
+    ]
+    return min(records, key=lambda record: (not record.default, record.key), default=None)
+
+
 def run_quick_mode(example, tmp_path, capfd) -> None:
-    """Runs ``kzoo examples run NAME --quick`` and checks the figure it says it wrote.
+    """Runs ``kzoo examples run NAME --quick`` and checks the figure it says it wrote; for a recipe of
+    shipped weights with a quick range, ``kzoo reproduce NAME:TAG --quick`` instead (the same run with
+    the record's flags, and its figure checked).
 
     The command runs in this process (the example in its subprocess, as always): a second
     TensorFlow start per example would cost CI minutes."""
@@ -91,11 +104,18 @@ def run_quick_mode(example, tmp_path, capfd) -> None:
     missing = [name for name in example.shared_data if not kzoo.data.has_data(name)]
     if missing:
         pytest.skip(f"shared dataset(s) {missing} not found under {kzoo.data.data_dir()} (set KZOO_DATA_DIR)")
-    result = run_cli(capfd, "examples", "run", example.name, "--quick", "--output-dir", str(tmp_path / "out"))
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     figure = tmp_path / "out" / example.figure
-    assert f"figure(s) written to {tmp_path / 'out'}\n" in result.stdout  # the command says where they went
-    assert f"\n  {figure}\n" in result.stdout
+    record = reproduced_by(example.name)
+    if record is not None:  # a recipe of shipped weights: its quick figure must also fall in the manifest's range
+        result = run_cli(capfd, "reproduce", record.key, "--quick", "--output-dir", str(tmp_path / "out"))
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+        assert f"{record.key}: {record.reproduce['metric']} " in result.stdout and "): reproduced" in result.stdout
+        assert figure.is_file()
+    else:
+        result = run_cli(capfd, "examples", "run", example.name, "--quick", "--output-dir", str(tmp_path / "out"))
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+        assert f"figure(s) written to {tmp_path / 'out'}\n" in result.stdout  # the command says where they went
+        assert f"\n  {figure}\n" in result.stdout
     with Image.open(figure) as image:
         assert image.format == "PNG" and min(image.size) >= 100
 

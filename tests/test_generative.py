@@ -355,6 +355,21 @@ def test_shipped_autoencoders_reach_their_recorded_test_loss(name, monkeypatch):
     x = record.preprocessing(images[..., None].astype("float32"))
     bce = float(keras.ops.mean(keras.losses.binary_crossentropy(x, model.predict(x, batch_size=1000, verbose=0))))
     assert bce == pytest.approx(record.metrics["test_reconstruction_bce"], abs=2e-4)
+    noise_stddev = record.builder_kwargs.get("noise_stddev")
+    if noise_stddev:  # the recipe's test noise: seed 0, the training noise level, clipped to [0, 1]
+        noisy = np.clip(x + np.random.default_rng(0).normal(0, noise_stddev, x.shape), 0, 1).astype("float32")
+        denoised = model.predict(noisy, batch_size=1000, verbose=0)
+        denoising = float(keras.ops.mean(keras.losses.binary_crossentropy(x, denoised)))
+        assert denoising == pytest.approx(record.metrics["test_denoising_bce"], abs=2e-4)
+        as_is = float(keras.ops.mean(keras.losses.binary_crossentropy(x, np.clip(noisy, 1e-7, 1 - 1e-7))))
+        assert as_is == pytest.approx(record.metrics["test_noisy_input_bce"], abs=2e-4)
+        assert denoising < as_is / 5  # the network removes most of the noise
+    if name == "vae":  # KL of q(z|x) from the prior, and the negative ELBO in nats (784 summed pixels + KL)
+        z_mean, z_log_var = model.get_layer("encoder").predict(x, batch_size=1000, verbose=0)
+        kl = float(np.mean(_numpy(kl_divergence(z_mean, z_log_var))))
+        assert kl == pytest.approx(record.metrics["test_kl"], abs=2e-3)
+        elbo = bce * 784 + record.builder_kwargs["beta"] * kl
+        assert elbo == pytest.approx(record.metrics["test_negative_elbo_nats"], abs=0.2)
 
 
 def test_shipped_cyclegan_reaches_its_recorded_lenet5_accuracy(monkeypatch):
@@ -368,6 +383,28 @@ def test_shipped_cyclegan_reaches_its_recorded_lenet5_accuracy(monkeypatch):
     logits = lenet.predict(generative.to_unit_range(translated), verbose=0)
     accuracy = float((logits.argmax(axis=-1) == labels[-797:]).mean())
     assert accuracy == pytest.approx(record.metrics["lenet5_accuracy_uci_translated_to_mnist"], abs=2e-3)
+    untranslated = lenet.predict(generative.to_unit_range(held_out), verbose=0).argmax(axis=-1)
+    assert float((untranslated == labels[-797:]).mean()) == pytest.approx(
+        record.metrics["lenet5_accuracy_uci_untranslated"], abs=2e-3
+    )
+
+
+@requires_data("mnist")
+def test_shipped_cyclegan_mnist_to_uci_reaches_its_recorded_lenet5_accuracy(monkeypatch):
+    monkeypatch.setenv("KZOO_OFFLINE", "1")
+    translator = kzoo.get("cyclegan_generator_resnet6", pretrained="mnist_to_uci")
+    record = _record(translator)
+    lenet = kzoo.get("lenet5", pretrained=True, include_preprocessing=False)
+    images, labels = kzoo.data.load_mnist("test")  # the recipe's: the first 2,000 test digits
+    digits = record.preprocessing(images[:2000, ..., None].astype("float32"))
+    translated = translator.predict(digits, batch_size=500, verbose=0)
+    reads = lenet.predict(generative.to_unit_range(translated), batch_size=1000, verbose=0).argmax(axis=-1)
+    accuracy = float((reads == labels[:2000]).mean())
+    assert accuracy == pytest.approx(record.metrics["lenet5_accuracy_mnist_test_translated_to_uci"], abs=2e-3)
+    untranslated = lenet.predict(generative.to_unit_range(digits), batch_size=1000, verbose=0).argmax(axis=-1)
+    assert float((untranslated == labels[:2000]).mean()) == pytest.approx(
+        record.metrics["lenet5_accuracy_mnist_test_untranslated"], abs=2e-3
+    )
 
 
 def test_shipped_dcgan_reaches_its_recorded_lenet5_score(monkeypatch):
@@ -383,3 +420,8 @@ def test_shipped_dcgan_reaches_its_recorded_lenet5_score(monkeypatch):
     logits = lenet.predict(images, batch_size=1000, verbose=0)
     score = generative.classifier_score(_numpy(keras.ops.softmax(logits)))
     assert score == pytest.approx(record.metrics["lenet5_score"], abs=0.01)
+    if kzoo.data.has_data("mnist"):  # the score's ceiling: real MNIST test digits, read the same way
+        real, _ = kzoo.data.load_mnist("test")
+        real_logits = lenet.predict(real[..., None].astype("float32") / 255.0, batch_size=1000, verbose=0)
+        real_score = generative.classifier_score(_numpy(keras.ops.softmax(real_logits)))
+        assert real_score == pytest.approx(record.metrics["lenet5_score_real_test_digits"], abs=0.01)

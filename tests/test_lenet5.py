@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
+import pytest
 
 import kzoo
 from kzoo import weights as weights_lib
 
 from conftest import requires_data
+from helpers import run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,19 +41,24 @@ def test_pretrained_lenet5_reads_uci_digits():
 
 
 @requires_data("mnist")
-def test_recipe_runs_in_quick_mode_without_touching_the_shipped_weights(tmp_path):
+def test_recipe_reproduces_its_quick_figure_without_touching_the_shipped_weights(tmp_path, capfd, quiet_examples):
+    """``kzoo reproduce lenet5:mnist --quick``: the recipe (examples/train_lenet5_mnist.py: 3 epochs
+    on 6,000 images, in its own subprocess) must land in the manifest's quick range; the shipped
+    files stay as they were."""
     manifest = (weights_lib.shipped_dir() / "manifest.json").read_bytes()
-    result = subprocess.run(
-        [sys.executable, str(REPO / "examples" / "train_lenet5_mnist.py"), "--quick", "--output-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    shipped = (weights_lib.shipped_dir() / "lenet5_mnist.weights.h5").read_bytes()
+    result = run_cli(capfd, "reproduce", "lenet5:mnist", "--quick", "--output-dir", str(tmp_path))
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    low, high = weights_lib.find_record("lenet5.mnist").reproduce["quick_range"]
+    assert f"(expected {low:.4g} to {high:.4g}; quick run): reproduced" in result.stdout
+    measured = json.loads((tmp_path / "metrics.json").read_text())["records"]["lenet5.mnist"]
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["test_accuracy"] > 0.85  # 3 short epochs on 5,000 images
-    assert (tmp_path / "lenet5_mnist.weights.h5").is_file()
+    assert measured["test_accuracy"] == round(summary["test_accuracy"], 4) and low <= measured["test_accuracy"]
     assert (tmp_path / "lenet5_mnist_training.png").is_file()  # the example's main figure
     assert (weights_lib.shipped_dir() / "manifest.json").read_bytes() == manifest
+    assert (weights_lib.shipped_dir() / "lenet5_mnist.weights.h5").read_bytes() == shipped
     model = kzoo.get("lenet5", pretrained=tmp_path / "lenet5_mnist.weights.h5")
-    assert np.isfinite(model.get_weights()[0]).all()
+    images, labels = kzoo.data.load_mnist("test")
+    scaled = images[..., None].astype("float32") / 255.0  # a file by path carries no preprocessing: the recipe's
+    accuracy = float((model.predict(scaled, batch_size=1000, verbose=0).argmax(-1) == labels).mean())
+    assert accuracy == pytest.approx(measured["test_accuracy"], abs=5e-4)  # the file written is the model scored
