@@ -6,6 +6,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -271,6 +272,19 @@ def test_cli_finetune_writes_a_model_and_tensorboard_logs(tmp_path):
     assert logged["batch_size"].number_value == 32 and logged["strategy"].string_value == "two-phase"
     experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
     assert ("validation", "epoch_accuracy") in {(m.name.group, m.name.tag) for m in experiment.metric_infos}
+    # Samples and the confusion matrix, every epoch, labelled with the folder's class names; the
+    # matrix counts the whole validation split (the size the command printed).
+    from test_callbacks import _events, _table_rows, _text
+
+    validating = int(re.search(r"validating on (\d+);", result.stdout).group(1))
+    train = _events(run / "tensorboard" / "train")
+    for tag in ("samples/inputs", "samples/predictions", "confusion_matrix/table", "confusion_matrix/image"):
+        assert [event.step for event in train.Tensors(tag)] == [0, 1], tag
+    predictions = _table_rows(_text(train.Tensors("samples/predictions")[-1]))
+    assert predictions and {row[1] for row in predictions} <= {"cat", "dog", "owl"}
+    table = _table_rows(_text(train.Tensors("confusion_matrix/table")[-1]))
+    assert [row[0] for row in table] == ["**cat**", "**dog**", "**owl**"]
+    assert sum(int(cell) for row in table for cell in row[1:]) == validating > 0
     again = run_script("-m", "kzoo.cli", "finetune", "lenet5", folder, "--epochs", "2", "--log-dir", run)
     assert again.returncode == 2 and "already holds a finished run" in again.stderr
 
