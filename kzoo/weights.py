@@ -22,14 +22,11 @@ import json
 import logging
 import os
 import threading
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from kzoo import atomic
 from kzoo.errors import (
-    DownloadError,
     IntegrityError,
     InvalidArgumentError,
     OfflineError,
@@ -413,11 +410,15 @@ def fetch(record: WeightsRecord, *, progress: bool = True, timeout: float = 60.0
     unless offline, downloaded again. Downloads stream to a unique temporary file in
     the cache directory, are checked for size and hash, and only then renamed onto the
     final name, so concurrent downloads and interruptions never expose a partial file.
+    A lock per cache entry makes N processes fetching the same file download it once, and
+    the partial files of processes that died mid-download are removed (:mod:`kzoo.download`).
 
     Raises:
         IntegrityError: the file (shipped, cached or downloaded) fails its hash or size.
         OfflineError: the file is not cached and ``KZOO_OFFLINE=1``.
-        DownloadError: the server could not be reached or answered with an error.
+        DownloadError: the download failed: an HTTP error, a reset or stall that retries did
+            not cure, malformed HTTP, a web page or a body larger than the pinned file, or a
+            full disk (:mod:`kzoo.download` lists every case).
     """
     if record.shipped:
         path = shipped_dir() / record.file
@@ -452,48 +453,33 @@ def fetch(record: WeightsRecord, *, progress: bool = True, timeout: float = 60.0
             f"weights {record.key} are not in the cache: expected the file {path}. KZOO_OFFLINE=1 forbids "
             f"downloading them from {record.url}. Unset KZOO_OFFLINE, or copy the file to that path."
         )
-    return _download(record, path, progress=progress, timeout=timeout)
+    from kzoo import download
+
+    # One download per entry across processes: the others wait, then find the verified file.
+    with download.entry_lock(path) as locked:
+        if locked and path.is_file() and _mismatch(record, path.stat().st_size, file_hashes(path)) is None:
+            return path
+        if locked:  # no other process is writing this entry: every .part of it is a dead one's
+            download.remove_stale_parts(path)
+        return _download(record, path, progress=progress, timeout=timeout)
 
 
 def _download(record: WeightsRecord, path: Path, *, progress: bool, timeout: float) -> Path:
-    # Through kzoo.atomic: a unique temporary file beside the final one, renamed onto it only
-    # after the hashes matched; any failure removes it, so a bad file never reaches the cache.
-    with atomic.destination(path, suffix=".part") as temporary, open(temporary, "wb") as handle:
-        sha256, md5 = hashlib.sha256(), hashlib.md5()
-        received = 0
-        try:
-            request = urllib.request.Request(record.url, headers={"User-Agent": "kzoo"})
-            with urllib.request.urlopen(request, timeout=timeout) as response:
-                total = int(response.headers.get("Content-Length") or 0) or record.size
-                bar = _progress_bar(total, record.key) if progress else None
-                while True:
-                    chunk = response.read(_CHUNK)
-                    if not chunk:
-                        break
-                    handle.write(chunk)
-                    sha256.update(chunk)
-                    md5.update(chunk)
-                    received += len(chunk)
-                    if bar is not None:
-                        bar.update(min(received, total or received))
-        except urllib.error.HTTPError as error:
-            raise DownloadError(
-                f"downloading weights {record.key} from {record.url} failed: the server answered "
-                f"HTTP {error.code} {error.reason}. Check the URL or try again later."
-            ) from None
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            raise DownloadError(
-                f"downloading weights {record.key} from {record.url} failed after {received} bytes: "
-                f"{error}. Check your connection and try again."
-            ) from None
-        handle.flush()
-        problem = _mismatch(record, received, {"sha256": sha256.hexdigest(), "md5": md5.hexdigest()})
-        if problem:
-            raise IntegrityError(
-                f"downloaded weights {record.key} from {record.url} failed the integrity check: {problem}. "
-                "The file was discarded; try again, and report it if it persists."
-            )
-    return path
+    # kzoo.download: bounded by the pinned size, retried when transient, every failure a
+    # DownloadError; the verified file is renamed into place, a bad one never reaches the cache.
+    from kzoo import download
+
+    bar = _progress_bar(record.size, record.key) if progress else None
+    return download.download(
+        record.url,
+        path,
+        size=record.size,
+        sha256=record.sha256,
+        md5=record.md5,
+        label=f"weights {record.key}",
+        timeout=timeout,
+        progress=None if bar is None else lambda received, total: bar.update(min(received, total or received)),
+    )
 
 
 def _progress_bar(total: int | None, label: str) -> Any:

@@ -86,17 +86,13 @@ class Served:
     files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
     port: int = 0
-    barrier: threading.Barrier | None = None
-    active: int = 0
-    overlapped: bool = False
-    lock: threading.Lock = field(default_factory=threading.Lock)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}/{path.lstrip('/')}"
 
     def add(self, path: str, body: bytes, mode: str = "good") -> str:
         """Modes: ``good``, ``truncated`` (announces the full length, sends half), ``slow``
-        (20 chunks, 50 ms apart), ``together`` (slow, after every client reached ``barrier``)."""
+        (20 chunks, 50 ms apart). tests/test_downloads.py has a server of its own for every other fault."""
         self.files["/" + path.lstrip("/")] = (body, mode)
         return self.url(path)
 
@@ -119,19 +115,12 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
-        if mode == "together":
-            with self.served.lock:
-                self.served.active += 1
-                self.served.overlapped |= self.served.active > 1
-            self.served.barrier.wait()
-        if mode in ("slow", "together"):
+        if mode == "slow":
             step = max(1, len(body) // 20)
             for start in range(0, len(body), step):
                 self.wfile.write(body[start : start + step])
                 self.wfile.flush()
                 time.sleep(0.05)
-            with self.served.lock:
-                self.served.active -= 1 if mode == "together" else 0
             return
         self.wfile.write(body)
 
