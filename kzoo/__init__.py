@@ -8,15 +8,23 @@ Example:
 """
 
 import importlib
+import sys
 
-from kzoo import data, errors, identity, models, segmentation, text  # noqa: F401  (importing models registers every family)
-from kzoo.export import export
-from kzoo.features import feature_extractor
-from kzoo.finetune import FinetuneResult, finetune, freeze, unfreeze
-from kzoo.identity import KzooModel
-from kzoo.imagenet import decode_predictions
-from kzoo.lora import merge_lora
-from kzoo.registry import ModelCard, ModelSpec, get, info, list_models, register_model
+from kzoo import _quiet
+
+# TensorFlow's C++ start-up lines stay off stderr (KZOO_TF_LOGS=1 shows them); see kzoo/_quiet.py.
+with _quiet.native_stderr():
+    from kzoo import data, errors, identity, models, segmentation, text  # noqa: F401  (importing models registers every family)
+    from kzoo.export import export
+    from kzoo.features import feature_extractor
+    from kzoo.finetune import FinetuneResult, finetune, freeze, unfreeze
+    from kzoo.identity import KzooModel
+    from kzoo.imagenet import decode_predictions
+    from kzoo.lora import merge_lora
+    from kzoo.registry import ModelCard, ModelSpec, get, info, list_models, register_model
+
+    if "tensorflow" in sys.modules:  # list the devices now (12 ms), inside the filter: CUDA's start-up lines
+        sys.modules["tensorflow"].config.list_physical_devices()  # (memory growth etc. can still be set after)
 
 __version__ = "0.1.0"
 

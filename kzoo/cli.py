@@ -111,10 +111,32 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_log_dir(log_dir: str) -> None:
+    """The run directory must be creatable (or an existing directory) before any work starts."""
+    from pathlib import Path
+
+    from kzoo.errors import InvalidArgumentError, expected_received
+
+    path = Path(log_dir).expanduser()
+    try:
+        if path.exists() and not path.is_dir():
+            raise NotADirectoryError(f"{path} is a file")
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(f"{path} is not writable")
+    except (OSError, RuntimeError) as error:
+        raise InvalidArgumentError(
+            expected_received(
+                "--log-dir", "a new or empty directory kzoo can create and write", log_dir, f"({error}) Choose another."
+            )
+        ) from None
+
+
 def _cmd_finetune(args: argparse.Namespace) -> int:
     import kzoo
     from kzoo import weights as weights_lib
 
+    _check_log_dir(args.log_dir)
     class_names, _ = kzoo.data.scan_image_folder(args.folder)
     pretrained: bool | str = args.pretrained
     if pretrained == "auto":
@@ -255,6 +277,28 @@ def _cmd_examples(args: argparse.Namespace) -> int:
     return 0
 
 
+def _number(kind: type, *, low: float | None = None, high: float | None = None, above: float | None = None):  # noqa: ANN202
+    """An argparse type: ``kind`` within bounds, else a usage error naming the bounds and the value."""
+
+    def parse(text: str):  # noqa: ANN202
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {what}, received {text!r}") from None
+        bounds = []
+        if above is not None and not value > above:
+            bounds.append(f"above {above:g}")
+        if low is not None and value < low or high is not None and value > high:
+            bounds.append(f"from {low:g} to {high:g}" if high is not None else f"of at least {low:g}")
+        if bounds:
+            raise argparse.ArgumentTypeError(f"expected a value {' and '.join(bounds)}, received {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its messages
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     from kzoo import __version__
 
@@ -280,14 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("name", help="registered model, e.g. lenet5")
     tune.add_argument("folder", help="folder/<class>/<image files>")
     tune.add_argument("--log-dir", required=True, help="new run directory (TensorBoard logs, checkpoints, model.keras)")
-    tune.add_argument("--epochs", type=int, default=5)
+    tune.add_argument("--epochs", type=_number(int, low=1), default=5)
     tune.add_argument("--strategy", choices=["head", "full", "two-phase"], default="two-phase")
     tune.add_argument("--pretrained", default="auto", help="'auto' (default weights if any), 'none', or a tag/path")
-    tune.add_argument("--batch-size", type=int, default=32)
-    tune.add_argument("--learning-rate", type=float, default=1e-3)
-    tune.add_argument("--validation-split", type=float, default=0.2)
+    tune.add_argument("--batch-size", type=_number(int, low=1), default=32)
+    tune.add_argument("--learning-rate", type=_number(float, above=0), default=1e-3)
+    tune.add_argument("--validation-split", type=_number(float, low=0, high=0.9), default=0.2)
     tune.add_argument("--augment", default="", help="comma-separated: flip,crop,rotation,zoom,noise,grayscale")
-    tune.add_argument("--patience", type=int, default=None, help="early-stopping patience (epochs)")
+    tune.add_argument("--patience", type=_number(int, low=1), default=None, help="early-stopping patience (epochs)")
     tune.add_argument("--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"], default=None)
     tune.add_argument("--seed", type=int, default=1337)
     tune.set_defaults(run=_cmd_finetune)
@@ -303,13 +347,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     out.add_argument("--calibration", default=None, help="for --int8 LiteRT: an image folder or a .npy of inputs")
     out.add_argument(
-        "--sequence-length", type=int, default=None, help="fixed length of unrolled RNNs (LiteRT/OpenVINO)"
+        "--sequence-length",
+        type=_number(int, low=1),
+        default=None,
+        help="fixed length of unrolled RNNs (LiteRT/OpenVINO)",
     )
     out.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     out.set_defaults(run=_cmd_export)
 
     demo = commands.add_parser("demo", help="the pretrained LeNet-5 reading real handwritten digits, offline")
-    demo.add_argument("--show", type=int, default=6, help="how many digits to draw (0 for none)")
+    demo.add_argument("--show", type=_number(int, low=0, high=10), default=6, help="how many digits to draw (0 to 10)")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(run=_cmd_demo)
 
@@ -352,6 +399,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KzooError as error:
         print(f"kzoo: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("kzoo: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a bug or an environment problem: one line, unless asked for the traceback
+        if os.environ.get("KZOO_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}:
+            raise
+        text = str(error).strip().splitlines()
+        print(
+            f"kzoo: error: {type(error).__name__}: {text[0][:500] if text else ''} "
+            "(set KZOO_DEBUG=1 for the traceback, and report it if it is kzoo's fault)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":
