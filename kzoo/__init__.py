@@ -23,8 +23,10 @@ with _quiet.native_stderr():
     from kzoo.lora import merge_lora
     from kzoo.registry import ModelCard, ModelSpec, get, info, list_models, register_model
 
-    if "tensorflow" in sys.modules:  # list the devices now (12 ms), inside the filter: CUDA's start-up lines
-        sys.modules["tensorflow"].config.list_physical_devices()  # (memory growth etc. can still be set after)
+    # List the devices now (12 ms), inside the filter: CUDA's start-up lines. Memory growth and
+    # visible devices can still be set afterwards. (A blocked TensorFlow is a None entry.)
+    if getattr(sys.modules.get("tensorflow"), "config", None) is not None:
+        sys.modules["tensorflow"].config.list_physical_devices()
 
 __version__ = "0.1.0"
 
