@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +68,30 @@ def destination(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[str]:
             os.remove(temporary)
         raise
     _fsync_directory(directory)
+
+
+# The random part of the names tempfile.NamedTemporaryFile gives (CPython: 8 characters of
+# this alphabet); tests/test_run_resume.py checks that destination()'s names still match.
+_RANDOM_PART = r"[a-z0-9_]{8}"
+
+
+def is_temporary(path: str | os.PathLike, name: str, suffix: str = ".tmp") -> bool:
+    """Whether ``path`` is a temporary file that :func:`destination` makes for a file ``name``.
+
+    Such a file outlives its write only when the process was killed before the rename (a
+    ``SIGKILL``, a power cut); it is never the destination itself. ``suffix`` is the one
+    given to :func:`destination` (``.tmp`` for :func:`write_json` and :func:`write_text`,
+    ``.weights.h5`` for :func:`save_weights`, ``.keras`` for :func:`save_model`, the
+    destination's own extension for :func:`copy`).
+
+    Example:
+        >>> is_temporary(".kzoo_run.json.k3j_9x0a.tmp", "kzoo_run.json")
+        True
+        >>> is_temporary("kzoo_run.json", "kzoo_run.json")
+        False
+    """
+    pattern = re.escape(f".{name}.") + _RANDOM_PART + re.escape(suffix)
+    return re.fullmatch(pattern, os.path.basename(os.fspath(path))) is not None
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import numbers
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,8 @@ data_dir = datasets_lib.data_dir  # re-exported (tfds below has a data_dir param
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 _IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"GIF87a", b"GIF89a")
 AUGMENTATIONS = ("flip", "crop", "rotation", "zoom", "noise", "grayscale")
+ON_ERROR = ("raise", "skip")
+_SHOWN_BAD_FILES = 10  # unreadable files named one by one in a message; the rest are counted
 
 
 @dataclasses.dataclass
@@ -56,6 +60,8 @@ class Datasets:
         train_size: Number of training examples.
         validation_size: Number of validation examples.
         batch_size: Batch size of both pipelines.
+        skipped_files: Paths of the files left out because they could not be decoded
+            (:func:`image_folder` with ``on_error="skip"``); ``skipped`` is their count.
     """
 
     train: Any
@@ -66,10 +72,16 @@ class Datasets:
     train_size: int = 0
     validation_size: int = 0
     batch_size: int | None = None
+    skipped_files: tuple[str, ...] = ()
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def skipped(self) -> int:
+        """Number of unreadable files left out (see ``skipped_files``)."""
+        return len(self.skipped_files)
 
     def samples(self, count: int = 8) -> tuple[np.ndarray, np.ndarray]:
         """Up to ``count`` validation (else training) examples as NumPy arrays, in model-input form."""
@@ -240,13 +252,8 @@ def _check_split(validation_split: Any) -> None:
         )
 
 
-def scan_image_folder(directory: str | os.PathLike) -> tuple[tuple[str, ...], dict[str, list[Path]]]:
-    """Checks a folder of class-named subfolders of images and returns (class names, files per class).
-
-    Raises:
-        InvalidArgumentError: the folder is missing, has fewer than two class folders, a
-            class folder without images, or a file that is not a PNG/JPEG/BMP/GIF image.
-    """
+def _index_image_folder(directory: str | os.PathLike) -> tuple[Path, tuple[str, ...], dict[str, list[Path]]]:
+    """(root, class names, image files per class) of a folder, checked for its layout only."""
     root = Path(directory).expanduser()
     if not root.is_dir():
         raise InvalidArgumentError(
@@ -266,16 +273,83 @@ def scan_image_folder(directory: str | os.PathLike) -> tuple[tuple[str, ...], di
                 f"image folder {root}: expected images ({', '.join(IMAGE_SUFFIXES)}) in class folder {name!r}, "
                 "received none. Add images or remove the empty folder."
             )
-        for image in images:
-            with open(image, "rb") as handle:
-                head = handle.read(8)
-            if not head.startswith(_IMAGE_SIGNATURES):
-                raise InvalidArgumentError(
-                    f"unreadable image {image}: expected a PNG, JPEG, BMP or GIF file, received a file starting "
-                    f"with {head!r}. Remove or re-save it."
-                )
         files[name] = images
-    return tuple(classes), files
+    return root, tuple(classes), files
+
+
+def _header_problem(head: bytes) -> str | None:
+    """Why a file starting with ``head`` is no PNG/JPEG/BMP/GIF image, or ``None`` if it may be one."""
+    if head.startswith(_IMAGE_SIGNATURES):
+        return None
+    return "an empty file" if not head else f"a file starting with {head[:8]!r}, no image signature"
+
+
+def _decode_problem(tf: Any, data: bytes, channels: int) -> str | None:
+    """Why TensorFlow cannot decode ``data`` as the pipeline will, or ``None`` if it can."""
+    try:
+        tf.io.decode_image(data, channels=channels, expand_animations=False)
+    except (tf.errors.OpError, ValueError) as error:
+        text = getattr(error, "message", None) or str(error)
+        text = re.sub(r"\{\{.*?\}\}\s*", "", text)  # "{{function_node __wrapped__DecodeImage_device_...}}"
+        text = re.sub(r"\s*\[Op:.*$", "", text, flags=re.DOTALL).strip()
+        return text or type(error).__name__
+    return None
+
+
+def _unreadable_images(files: dict[str, list[Path]], channels: int | None) -> list[tuple[Path, str]]:
+    """``(path, reason)`` of each file that cannot be read or does not look like an image; with
+    ``channels``, also of each file that TensorFlow's decoder (the pipeline's) fails on. Files
+    are read, never written."""
+    tf = import_tensorflow("kzoo.data.image_folder (decoding images)") if channels is not None else None
+    bad = []
+    for path in (path for paths in files.values() for path in paths):
+        try:
+            data = path.read_bytes() if tf is not None else _read_head(path)
+        except OSError as error:
+            bad.append((path, f"cannot be read: {error.strerror or error}"))
+            continue
+        problem = _header_problem(data[:8])
+        if problem is None and tf is not None:
+            problem = _decode_problem(tf, data, channels)
+        if problem is not None:
+            bad.append((path, problem))
+    return bad
+
+
+def _read_head(path: Path) -> bytes:
+    with open(path, "rb") as handle:
+        return handle.read(8)
+
+
+def _unreadable_message(root: Path, bad: list[tuple[Path, str]], total: int, *, can_skip: bool) -> str:
+    shown = "; ".join(f"{path} ({reason})" for path, reason in bad[:_SHOWN_BAD_FILES])
+    if len(bad) > _SHOWN_BAD_FILES:
+        shown += f"; and {len(bad) - _SHOWN_BAD_FILES} more"
+    fix = f"Remove or re-save {'it' if len(bad) == 1 else 'them'}"
+    fix += ', or pass on_error="skip" to leave them out (counted in data.skipped).' if can_skip else "."
+    return (
+        f"image folder {root}: expected PNG, JPEG, BMP or GIF images that decode, received {len(bad)} of {total} "
+        f"image files that do not: {shown}. {fix}"
+    )
+
+
+def scan_image_folder(directory: str | os.PathLike) -> tuple[tuple[str, ...], dict[str, list[Path]]]:
+    """Checks a folder of class-named subfolders of images and returns (class names, files per class).
+
+    The check is the folder's layout and the first bytes of each file (an image signature);
+    :func:`image_folder` also decodes every file.
+
+    Raises:
+        InvalidArgumentError: the folder is missing, has fewer than two class folders, a
+            class folder without images, or files that are not PNG/JPEG/BMP/GIF images (all
+            of them named, up to ten, and counted).
+    """
+    root, classes, files = _index_image_folder(directory)
+    bad = _unreadable_images(files, channels=None)
+    if bad:
+        total = sum(len(paths) for paths in files.values())
+        raise InvalidArgumentError(_unreadable_message(root, bad, total, can_skip=False))
+    return classes, files
 
 
 def image_folder(
@@ -290,12 +364,21 @@ def image_folder(
     augment: Any = None,
     cache: bool = True,
     preprocessing: Any = None,
+    on_error: str = "raise",
 ) -> Datasets:
     """A folder of class-named subfolders of images as training and validation pipelines.
 
     PNG, JPEG, BMP and GIF files may be mixed, grayscale or colour: each is decoded to the
     model's channel count and resized to its input size. The split is by file, reproducible
     with ``seed``. Pixels go through the preprocessing of the model's weights.
+
+    Every file is checked while the pipeline is built, so a truncated, empty or mislabelled
+    file is named here rather than failing the first batch inside ``tf.data``: its first
+    bytes must be an image signature, and it is decoded once with the pipeline's own decoder
+    (``tf.io.decode_image``, same channels). The check reads each file once and never writes
+    to the folder. It costs one extra decode per file: about 0.3 ms per small image (0.3 to
+    0.7 s for 2,000 32x32 PNG/JPEG files on two busy CPU cores, about as long as the first
+    epoch's own decoding), 5 to 9 ms per 512x512 photo.
 
     Args:
         directory: ``directory/<class name>/<image>``; at least two classes.
@@ -310,9 +393,19 @@ def image_folder(
         cache: Keep decoded images in memory after the first epoch.
         preprocessing: For a model kzoo did not build: the
             :class:`kzoo.weights.Preprocessing` its input needs (a kzoo model knows its own).
+        on_error: What to do with files that cannot be decoded: ``"raise"`` (default)
+            raises naming them; ``"skip"`` leaves them out, logs a warning naming them, and
+            lists them in the result's ``skipped_files`` (``skipped`` is their count).
 
     Returns:
         :class:`Datasets`.
+
+    Raises:
+        InvalidArgumentError: an argument is invalid; the folder is missing, has fewer than
+            two class folders or a class folder without images; its class count does not
+            match the model's outputs; files cannot be decoded (``on_error="raise"``, all
+            of them counted and up to ten named with the decoder's reason); or, with
+            ``on_error="skip"``, a class or a split is left without a readable image.
 
     Example:
         >>> import kzoo
@@ -323,6 +416,15 @@ def image_folder(
 
     _check_positive("batch_size", batch_size)
     _check_split(validation_split)
+    if not isinstance(on_error, str) or on_error not in ON_ERROR:
+        raise InvalidArgumentError(
+            expected_received(
+                "on_error",
+                "'raise' or 'skip'",
+                on_error,
+                "'raise' names the files that cannot be decoded; 'skip' leaves them out and counts them.",
+            )
+        )
     model_size, model_channels, preprocessing, model_outputs = _model_image_spec(model, preprocessing)
     image_size = tuple(image_size or model_size or (224, 224))
     channels = channels or model_channels or 3
@@ -332,8 +434,28 @@ def image_folder(
         raise InvalidArgumentError(
             expected_received("channels", f"{model_channels} to match the model's input", channels)
         )
-    class_names, _ = scan_image_folder(directory)
+    root, class_names, files = _index_image_folder(directory)
     _check_classes(len(class_names), model_outputs, class_names, f"image folder {directory}")
+    total = sum(len(paths) for paths in files.values())
+    bad = _unreadable_images(files, channels)
+    if bad and on_error == "raise":
+        raise InvalidArgumentError(_unreadable_message(root, bad, total, can_skip=True))
+    skipped = {_same_file(path) for path, _ in bad}
+    if bad:
+        for name, paths in files.items():
+            left_out = sum(_same_file(path) in skipped for path in paths)
+            if left_out == len(paths):
+                raise InvalidArgumentError(
+                    f"image folder {root}: expected at least one readable image in class folder {name!r}, received "
+                    f"none ({left_out} unreadable skipped with on_error='skip'). Repair or add images of {name!r}."
+                )
+        logger.warning(
+            "kzoo: image folder %s: skipped %d unreadable image file(s) of %d (on_error='skip'): %s",
+            root,
+            len(bad),
+            total,
+            "; ".join(f"{path} ({reason})" for path, reason in bad),
+        )
     crop = None
     load_size = image_size
     if augment and "crop" in (augment if not isinstance(augment, str) else [augment]):
@@ -360,8 +482,22 @@ def image_folder(
     )
     train, validation = splits if validation_split else (splits, None)
     common = {"batch_size": batch_size, "seed": seed, "crop": crop, "preprocessing": preprocessing, "cache": cache}
-    train_size = len(train.file_paths)
-    validation_size = len(validation.file_paths) if validation is not None else 0
+
+    def readable(split: Any, subset: str) -> tuple[Any, int]:
+        """The split without the skipped files (their decoding fails and is dropped), and its size."""
+        if not skipped:
+            return split, len(split.file_paths)
+        size = sum(_same_file(path) not in skipped for path in split.file_paths)
+        if not size:
+            raise InvalidArgumentError(
+                f"image folder {root}: expected at least one readable image in the {subset} split, received none "
+                f"(its {len(split.file_paths)} files were all skipped as unreadable). Repair the images, or change "
+                "validation_split or seed."
+            )
+        return split.ignore_errors(), size
+
+    train, train_size = readable(train, "training")
+    validation, validation_size = readable(validation, "validation") if validation is not None else (None, 0)
     return Datasets(
         train=_finish(train, training=True, size=train_size, augment=augment, **common),
         validation=_finish(validation, training=False, size=validation_size, augment=None, **common)
@@ -373,7 +509,13 @@ def image_folder(
         train_size=train_size,
         validation_size=validation_size,
         batch_size=batch_size,
+        skipped_files=tuple(str(path) for path, _ in bad),
     )
+
+
+def _same_file(path: str | os.PathLike) -> str:
+    """A key under which a path and the same path spelt another way (relative, ``..``) compare equal."""
+    return os.path.normcase(os.path.abspath(os.path.expanduser(os.fspath(path))))
 
 
 def arrays(
@@ -394,8 +536,10 @@ def arrays(
 
     Args:
         images: ``(N, height, width, channels)`` or ``(N, height, width)``, raw 0-255 pixels
-            unless ``preprocessed=True``.
-        labels: ``(N,)`` integers in ``[0, num_classes)``.
+            unless ``preprocessed=True``; finite numbers (an object array only if every
+            element is a number).
+        labels: ``(N,)`` integers in ``[0, num_classes)``; the class count is the model's,
+            else ``len(class_names)``, else the largest label (of both splits) plus one.
         model: The model to feed: gives the expected shape, preprocessing and class count.
         batch_size: Batch size.
         validation_split: Fraction held out (after a seeded shuffle) when ``validation`` is not given.
@@ -409,24 +553,47 @@ def arrays(
 
     Returns:
         :class:`Datasets`.
+
+    Raises:
+        InvalidArgumentError: an argument is invalid; ``images`` (or the validation images)
+            are empty, not numbers, hold NaN or infinity, or are not ``(N, height, width[,
+            channels])`` of the model's input size; labels are not one integer per image in
+            ``[0, num_classes)``; or the class count does not match the model's outputs.
     """
     tf = import_tensorflow("kzoo.data pipelines (tf.data)")
 
     _check_positive("batch_size", batch_size)
     _check_split(validation_split)
-    images, labels = np.asarray(images), np.asarray(labels)
-    if images.ndim == 3:
-        images = images[..., None]
-    if images.ndim != 4:
+    images = _image_array(images, "images")
+    labels = _label_array(labels, "labels", len(images))
+    if not len(images):
         raise InvalidArgumentError(
-            expected_received("images", "an array (N, height, width[, channels])", f"shape {images.shape}")
+            expected_received("images", "at least one image", f"shape {images.shape}", "Pass a non-empty array.")
         )
-    if labels.ndim != 1 or len(labels) != len(images) or not np.issubdtype(labels.dtype, np.integer):
+    if validation is None and validation_split and len(images) < 2:
         raise InvalidArgumentError(
             expected_received(
-                "labels", f"{len(images)} integer labels, shape ({len(images)},)", f"{labels.dtype} {labels.shape}"
+                "images",
+                f"at least 2 images to hold a fraction out (validation_split={validation_split})",
+                f"shape {images.shape}",
+                "Pass more images, or validation_split=0.",
             )
         )
+    if validation is not None:
+        if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+            raise InvalidArgumentError(
+                expected_received("validation", "a pair (images, labels)", type(validation).__name__)
+            )
+        validation_images = _image_array(validation[0], "validation images")
+        if validation_images.shape[1:] != images.shape[1:]:
+            raise InvalidArgumentError(
+                expected_received(
+                    "validation images",
+                    f"shape (N, {', '.join(str(d) for d in images.shape[1:])}) like the training images",
+                    f"shape {validation_images.shape}",
+                )
+            )
+        validation = (validation_images, _label_array(validation[1], "validation labels", len(validation_images)))
     if preprocessed and model is not None and getattr(_identity(model), "preprocessing_in_model", False):
         raise InvalidArgumentError(
             expected_received(
@@ -454,16 +621,18 @@ def arrays(
                 f"kzoo.get(name, input_shape={tuple(images.shape[1:])}).",
             )
         )
-    num_classes = model_outputs or (len(class_names) if class_names is not None else int(labels.max()) + 1)
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise InvalidArgumentError(
-            expected_received(
-                "labels",
-                f"integers in [0, {num_classes})",
-                f"values from {labels.min()} to {labels.max()}",
-                "Relabel your data or build the model with num_classes covering every label.",
+    every_label = labels if validation is None or not len(validation[1]) else np.concatenate([labels, validation[1]])
+    num_classes = model_outputs or (len(class_names) if class_names is not None else int(every_label.max()) + 1)
+    for what, values in (("labels", labels), ("validation labels", validation[1] if validation is not None else None)):
+        if values is not None and len(values) and (values.min() < 0 or values.max() >= num_classes):
+            raise InvalidArgumentError(
+                expected_received(
+                    what,
+                    f"integers in [0, {num_classes})",
+                    f"values from {values.min()} to {values.max()}",
+                    "Relabel your data or build the model with num_classes covering every label.",
+                )
             )
-        )
     if class_names is None:
         class_names = tuple(str(i) for i in range(num_classes))
     _check_classes(len(class_names), model_outputs, class_names, "the arrays")
@@ -489,6 +658,69 @@ def arrays(
         validation_size=len(validation[0]) if validation is not None else 0,
         batch_size=batch_size,
     )
+
+
+def _image_array(images: Any, what: str) -> np.ndarray:
+    """``images`` as a NumPy array of finite numbers, ``(N, height, width, channels)``."""
+    try:
+        array = np.asarray(images)
+    except ValueError as error:  # ragged nesting
+        raise InvalidArgumentError(
+            expected_received(what, "an array (N, height, width[, channels])", "nested sequences of uneven sizes")
+        ) from error
+    if array.dtype.kind == "O":
+        # NumPy would turn None into NaN: look at the elements themselves (object arrays are rare and small).
+        flat = array.reshape(len(array), -1) if array.ndim else array.reshape(1, 1)
+        where = next(((i, v) for i, row in enumerate(flat) for v in row if not _is_number(v)), None)
+        if where is not None:
+            raise InvalidArgumentError(
+                expected_received(
+                    what,
+                    "numbers (uint8 or float pixels)",
+                    f"an object array holding {type(where[1]).__name__} {where[1]!r} in image {where[0]}",
+                    "Drop or repair those images, then pass np.asarray(images, dtype='float32').",
+                )
+            )
+        array = array.astype(np.float32)
+    elif array.dtype.kind not in "biuf":
+        raise InvalidArgumentError(
+            expected_received(what, "numbers (uint8 or float pixels)", f"an array of dtype {array.dtype}")
+        )
+    if array.ndim == 3:
+        array = array[..., None]
+    if array.ndim != 4:
+        raise InvalidArgumentError(
+            expected_received(what, "an array (N, height, width[, channels])", f"shape {array.shape}")
+        )
+    if array.dtype.kind == "f":
+        bad = ~np.isfinite(array)
+        if bad.any():
+            per_image = bad.reshape(len(array), -1).any(axis=1)
+            first = int(np.argmax(per_image))
+            value = array[first][bad[first]][0]
+            raise InvalidArgumentError(
+                expected_received(
+                    what,
+                    "finite pixel values",
+                    f"{value} in image {first} ({int(bad.sum())} non-finite values in {int(per_image.sum())} images)",
+                    "Drop or repair those images (e.g. np.nan_to_num) before building the pipeline.",
+                )
+            )
+    return array
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (numbers.Real, np.bool_))
+
+
+def _label_array(labels: Any, what: str, count: int) -> np.ndarray:
+    """``labels`` as a 1-D integer array of ``count`` labels."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) != count or not np.issubdtype(labels.dtype, np.integer):
+        raise InvalidArgumentError(
+            expected_received(what, f"{count} integer labels, shape ({count},)", f"{labels.dtype} {labels.shape}")
+        )
+    return labels
 
 
 def text_file(

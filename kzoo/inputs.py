@@ -89,15 +89,7 @@ def prepare(model: Any, x: Any, purpose: str) -> Any:
         return x
     if is_text(x):
         if identity is None or identity.text is None:
-            raise InvalidArgumentError(
-                expected_received(
-                    f"{name}.{purpose}: inputs",
-                    describe_inputs(model) + " (this model has no vocabulary to read text with)",
-                    f"text ({type(x).__name__})",
-                    "Text models from kzoo.get(name, pretrained=TAG) take strings; otherwise tokenize first, "
-                    "e.g. with kzoo.text.text_datasets(texts, labels, vectorizer=...).",
-                )
-            )
+            _refuse_text(model, x, purpose)
         return encode_text(model, identity, _as_texts(x))
     if identity is not None and identity.text is not None:
         _check_token_ids(model, x, purpose)
@@ -105,6 +97,79 @@ def prepare(model: Any, x: Any, purpose: str) -> Any:
     if identity is not None:
         _check_images(model, identity, x, purpose)
     return x
+
+
+def _input_names(model: Any) -> list[str]:
+    return [t.name.split(":")[0] for t in getattr(model, "inputs", None) or []]
+
+
+def _text_fix(model: Any) -> str:
+    """How to get strings into ``model``, which carries no vocabulary, by the inputs it has."""
+    names = _input_names(model)
+    if "token_ids" in names:  # a BERT model
+        return (
+            "Tokenize first: kzoo.text.tokenizer_for(model) gives the WordPiece tokenizer of a pretrained BERT "
+            "(kzoo.get(name, pretrained=TAG), whose predict takes strings itself); for your own vocabulary use "
+            "tokenizer = kzoo.text.WordPieceTokenizer(vocabulary). Pass tokenizer(texts), or call "
+            "kzoo.text.with_text(model, tokenizer) once so that predict takes strings."
+        )
+    if "words" in names:  # a tagger on hashed word and character features
+        return (
+            "Encode the tokens with kzoo.text.TokenFeatures(), or call kzoo.text.with_text(model, "
+            "kzoo.text.TokenFeatures()) once so that predict takes them."
+        )
+    if all(getattr(t, "dtype", None) in ("int32", "int64") for t in getattr(model, "inputs", None) or []):
+        return (
+            "Put your vectorizer in front: kzoo.text.end_to_end(model, vectorizer) (strings in, the vocabulary "
+            "saved in the .keras file), or kzoo.text.with_text(model, vectorizer) so that predict takes strings; "
+            "or tokenize first with kzoo.text.text_datasets(texts, labels, vectorizer=vectorizer). Text models "
+            "from kzoo.get(name, pretrained=TAG) take strings themselves."
+        )
+    return "This model does not read text."
+
+
+def _refuse_text(model: Any, x: Any, purpose: str) -> None:
+    """Raises the kzoo error for text given to a model that carries no vocabulary."""
+    raise InvalidArgumentError(
+        expected_received(
+            f"{getattr(model, 'name', 'model')}.{purpose}: inputs",
+            f"token ids ({describe_inputs(model)}); this model carries no vocabulary to read text with",
+            f"text ({type(x).__name__})",
+            _text_fix(model),
+        )
+    )
+
+
+def check_call(model: Any, x: Any, purpose: str = "__call__") -> None:
+    """Refuses text where ``model`` will not tokenize it: a direct call or ``predict_on_batch``.
+
+    Cheap (it looks at the type of ``x`` only), so the call paths of :class:`kzoo.identity.KzooModel`
+    can run it before Keras sees ``x``; token ids, images and tensors of numbers pass untouched.
+
+    Raises:
+        InvalidArgumentError: ``x`` is text (Python strings, a NumPy or ``tf.string`` array) and
+            the model takes token ids: with the fix that puts a vectorizer in front
+            (:func:`kzoo.text.end_to_end`) or the tokenizer to use (:func:`kzoo.text.tokenizer_for`).
+    """
+    from kzoo import identity as identity_lib
+
+    if x is None or _is_dataset(x) or isinstance(x, dict) or not is_text(x):
+        return None
+    identity = identity_lib.of(model)
+    settings = identity.text if identity is not None else None
+    if settings and settings.get("kind") == "strings":  # kzoo.text.end_to_end: strings are its input
+        return None
+    if not settings:
+        _refuse_text(model, x, purpose)
+    raise InvalidArgumentError(
+        expected_received(
+            f"{getattr(model, 'name', 'model')}.{purpose}: inputs",
+            f"token ids ({describe_inputs(model)}); only predict, evaluate and fit tokenize text",
+            f"text ({type(x).__name__})",
+            "Call model.predict(texts), or tokenize first with kzoo.text.vectorizer_for(model) "
+            "(kzoo.text.tokenizer_for(model) for BERT).",
+        )
+    )
 
 
 def _check_dataset(model: Any, dataset: Any, purpose: str) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from kzoo import identity as identity_lib
 from kzoo import weights as weights_lib
+from kzoo import weights_guard
 from kzoo.errors import (
     InvalidArgumentError,
     RegistryError,
@@ -235,8 +236,12 @@ def spec(name: str) -> ModelSpec:
         return _MODELS[key]
     hint = did_you_mean(key, _MODELS)
     raise UnknownModelError(
-        f"unknown model {name!r}. {hint + ' ' if hint else ''}"
-        "List the available models with kzoo.list_models() or `kzoo list`."
+        expected_received(
+            "unknown model name",
+            f"a registered model name (one of the {len(_MODELS)} that kzoo.list_models() lists)",
+            name,
+            f"{hint + ' ' if hint else ''}List the available models with kzoo.list_models() or `kzoo list`.",
+        )
     )
 
 
@@ -246,16 +251,36 @@ def list_models(pattern: str = "*", task: str | None = None, pretrained: bool | 
     Args:
         pattern: Shell-style wildcard (``"resnet*"``, ``"vgg1?"``), matched case-insensitively.
         task: Keep only models of this task (see :data:`TASKS`).
-        pretrained: ``True`` keeps models that have weights, ``False`` those without.
+        pretrained: ``True`` keeps models that have weights, ``False`` those without,
+            ``None`` (default) keeps both.
+
+    Raises:
+        InvalidArgumentError: ``pattern`` is not a string, ``task`` is not one of
+            :data:`TASKS`, or ``pretrained`` is not ``True``, ``False`` or ``None``.
 
     Example:
         >>> import kzoo
         >>> kzoo.list_models("lenet*", pretrained=True)
         ['lenet5']
     """
-    if task is not None and task not in TASKS:
-        hint = did_you_mean(task, TASKS)
+    if not isinstance(pattern, str):
+        raise InvalidArgumentError(
+            expected_received(
+                "list_models(pattern)", "a string, a shell-style wildcard such as 'resnet*'", pattern, "Or '*' for all."
+            )
+        )
+    if task is not None and (not isinstance(task, str) or task not in TASKS):
+        hint = did_you_mean(task, TASKS) if isinstance(task, str) else ""
         raise InvalidArgumentError(expected_received("task", f"one of {TASKS}", task, hint or None))
+    if pretrained is not None and not isinstance(pretrained, bool):
+        raise InvalidArgumentError(
+            expected_received(
+                "list_models(pretrained)",
+                "True, False or None",
+                pretrained,
+                "True keeps models with weights, False those without, None both.",
+            )
+        )
     names = []
     for name, model_spec in _MODELS.items():
         if not fnmatch.fnmatchcase(name, pattern.lower()):
@@ -334,13 +359,15 @@ def resolve_weights(model_spec: ModelSpec, pretrained: Any) -> weights_lib.Weigh
         if record.tag == pretrained:
             return record
     looks_like_path = (
-        os.sep in pretrained or "/" in pretrained or pretrained.endswith((".h5", ".keras")) or Path(pretrained).exists()
+        os.sep in pretrained
+        or "/" in pretrained
+        or pretrained.endswith((".h5", ".keras"))
+        or weights_guard.path_exists(pretrained)  # True too where asking fails (a name too long)
     )
     if looks_like_path:
-        path = Path(pretrained).expanduser()
-        if not path.is_file():
-            raise WeightsError(expected_received("pretrained weights file", "an existing file", str(path)))
-        return path
+        # A readable, non-empty regular file: directories, devices, /proc files, names too long
+        # and unknown ~users are WeightsErrors here, not OSError or RuntimeError later.
+        return weights_guard.check_path(pretrained, what="pretrained weights file")
     hint = did_you_mean(pretrained, tags)
     raise UnknownWeightsError(
         expected_received(
@@ -484,6 +511,9 @@ def _load_file(model_spec: ModelSpec, path: Path, model: Any) -> Any:
         return None
     import keras
 
+    # Before Keras opens it: sizes against the model, a model at the top level (built without
+    # memory to measure it), and model.weights.h5 against every rule of kzoo.weights_guard.
+    weights_guard.check_keras_archive(path, model)
     try:
         # safe_mode=True refuses lambda layers and other arbitrary code in the file.
         reference = keras.saving.load_model(path, compile=False, safe_mode=True)
@@ -492,6 +522,8 @@ def _load_file(model_spec: ModelSpec, path: Path, model: Any) -> Any:
     if not isinstance(reference, keras.Model):
         raise WeightsError(expected_received(f"model file {path}", "a saved keras.Model", type(reference).__name__))
     transfer_weights(reference, model, model_spec, source_description=f"weights file {path}")
+    # The file's values are finite in its own dtypes; the model's may be narrower (float64 -> float32).
+    weights_guard.check_model_finite(model, file=path)
     inherited = identity_lib.of(reference)
     del reference
     return inherited

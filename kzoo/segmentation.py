@@ -8,6 +8,7 @@ integer masks of shape ``(batch, height, width)`` or ``(batch, height, width, 1)
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import keras
@@ -196,15 +197,39 @@ def predict_tiled(
 
     Args:
         model: A model with a fixed square-or-rectangular input size (``kzoo.get("unet")``).
-        image: ``(height, width, channels)`` or ``(height, width)``, already preprocessed.
+        image: ``(height, width, channels)`` or ``(height, width)``, already preprocessed:
+            finite numbers, at least one pixel.
         overlap: Pixels by which neighbouring tiles overlap (same-padded models; default
             an eighth of the tile, rounded to even). Ignored for valid-padded models.
-        batch_size: Tiles per forward pass.
+        batch_size: Tiles per forward pass, a positive int.
 
     Returns:
         ``(height, width, output channels)`` float32 model outputs.
+
+    Raises:
+        InvalidArgumentError: ``batch_size`` is not a positive int; ``overlap`` is not an
+            even int in ``[0, output tile size)``; the model's input size is not fixed; the
+            image is not numbers, holds NaN or infinity, has no pixels, or does not have the
+            model's channel count. All are checked before any tile is predicted.
     """
-    image = np.asarray(image, np.float32)
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+        raise InvalidArgumentError(
+            expected_received("batch_size", "a positive int (tiles per forward pass)", batch_size, "For example 4.")
+        )
+    if overlap is not None and (not isinstance(overlap, (int, np.integer)) or isinstance(overlap, bool)):
+        raise InvalidArgumentError(
+            expected_received("overlap", "an even number of pixels (an int), or None for the default", overlap)
+        )
+    raw, image = np.asarray(image), None
+    # NumPy would turn None in an object array into NaN: such an array must hold numbers only.
+    if raw.dtype.kind in "biuf" or (
+        raw.dtype.kind == "O" and all(isinstance(v, (numbers.Real, np.bool_)) for v in raw.flat)
+    ):
+        image = raw.astype(np.float32)
+    if image is None:
+        raise InvalidArgumentError(
+            expected_received("image", "numbers (an array of pixels)", f"an array of dtype {raw.dtype}")
+        )
     if image.ndim == 2:
         image = image[..., None]
     in_h, in_w, in_c = model.inputs[0].shape[1:]
@@ -215,6 +240,21 @@ def predict_tiled(
         )
     if image.ndim != 3 or image.shape[-1] != in_c:
         raise InvalidArgumentError(expected_received("image", f"(height, width, {in_c})", f"shape {image.shape}"))
+    if not image.shape[0] or not image.shape[1]:
+        raise InvalidArgumentError(
+            expected_received("image", f"at least one pixel, shape (height, width, {in_c})", f"shape {image.shape}")
+        )
+    finite = np.isfinite(image)
+    if not finite.all():
+        row, col, _ = (int(i) for i in np.argwhere(~finite)[0])
+        raise InvalidArgumentError(
+            expected_received(
+                "image",
+                "finite values",
+                f"{image[row, col][~finite[row, col]][0]} at pixel ({row}, {col}) ({int((~finite).sum())} in all)",
+                "Repair the image (e.g. np.nan_to_num) before predicting.",
+            )
+        )
     same = (in_h, in_w) == (out_h, out_w)
     if overlap is None:
         overlap = 2 * (min(in_h, in_w) // 16) if same else 0

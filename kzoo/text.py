@@ -154,10 +154,24 @@ def end_to_end(model: Any, vectorizer: Any, *, max_length: int = DEFAULT_LENGTHS
     tokenize outside the graph instead, as the pretrained models do, see :func:`with_text`.)
     WordPiece tokenizers are made of tensorflow-text ops, not a Keras layer: use the BERT model
     itself, which takes raw strings (``kzoo.get("bert_tiny_classifier", pretrained="sst2")``).
+
+    Raises:
+        InvalidArgumentError: ``vectorizer`` is not a ``TextVectorization`` layer, or
+            ``max_length`` is not a positive int.
     """
     import keras
 
     from kzoo import identity as identity_lib
+
+    if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 1:
+        raise InvalidArgumentError(
+            expected_received(
+                "end_to_end: max_length",
+                "a positive int (tokens kept of each text)",
+                max_length,
+                f"For example max_length={DEFAULT_LENGTHS[-1]}, the longest length bucket of text_datasets.",
+            )
+        )
 
     if isinstance(vectorizer, WordPieceTokenizer) or not hasattr(vectorizer, "get_vocabulary"):
         raise InvalidArgumentError(

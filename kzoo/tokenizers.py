@@ -22,6 +22,26 @@ import numpy as np
 from kzoo.errors import InvalidArgumentError, expected_received, import_tensorflow
 
 
+def _vocabulary_file(path: str | os.PathLike, what: str) -> list[str]:
+    """The lines of a vocabulary file (one token a line), or a kzoo error naming the path."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise InvalidArgumentError(
+            expected_received(
+                what,
+                "a list of tokens, or an existing text file with one token a line",
+                str(path),
+                "Check the path (a folder is not a vocabulary file), or pass the tokens as a list.",
+            )
+        )
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidArgumentError(
+            expected_received(what, "a readable UTF-8 text file with one token a line", f"{path} ({error})")
+        ) from error
+
+
 def vectorizer(
     texts: Iterable[str] | None = None,
     *,
@@ -45,6 +65,10 @@ def vectorizer(
 
     Returns:
         The adapted layer; ``layer.vocabulary_size()`` is the ``vocab_size`` for the models.
+
+    Raises:
+        InvalidArgumentError: neither or both of ``texts`` and ``vocabulary`` are given, the
+            texts are empty, or the vocabulary file is missing or unreadable.
     """
     import keras
 
@@ -61,8 +85,8 @@ def vectorizer(
         ragged=output_sequence_length is None,
     )
     if vocabulary is not None:
-        if isinstance(vocabulary, (str, Path)):
-            vocabulary = Path(vocabulary).read_text(encoding="utf-8").splitlines()
+        if isinstance(vocabulary, (str, os.PathLike)):
+            vocabulary = _vocabulary_file(vocabulary, "vectorizer(vocabulary)")
         layer.set_vocabulary(list(vocabulary))
         return layer
     texts = list(texts)
@@ -153,6 +177,10 @@ class WordPieceTokenizer:
         sequence_length: Padded length, special tokens included.
         lowercase: Lower-case (and strip accents) before splitting, as the vocabulary
             was learned.
+
+    Raises:
+        InvalidArgumentError: the vocabulary file is missing or unreadable, the vocabulary
+            lacks the reserved tokens, or ``sequence_length`` is not an int >= 3.
     """
 
     def __init__(self, vocabulary: Any, *, sequence_length: int = 128, lowercase: bool = True) -> None:
@@ -160,7 +188,7 @@ class WordPieceTokenizer:
         import tensorflow_text as tf_text
 
         if isinstance(vocabulary, (str, os.PathLike)):
-            vocabulary = Path(vocabulary).read_text(encoding="utf-8").splitlines()
+            vocabulary = _vocabulary_file(vocabulary, "WordPieceTokenizer(vocabulary)")
         self.vocabulary = list(vocabulary)
         missing = [t for t in BERT_RESERVED if t not in self.vocabulary]
         if missing or self.vocabulary[0] != "[PAD]":

@@ -511,28 +511,15 @@ def count_file_params(path: str | os.PathLike) -> int:
     return total
 
 
-def _count_h5_datasets(path: Path) -> int:
-    """Number of model variables in a Keras 3 weights file (optimizer state not counted)."""
-    import h5py
-
-    count = 0
-
-    def visit(name: str, obj: Any) -> None:
-        nonlocal count
-        if isinstance(obj, h5py.Dataset) and not name.startswith("optimizer/"):
-            count += 1
-
-    with h5py.File(path, "r") as handle:
-        handle.visititems(visit)
-    return count
-
-
 def load_weights_file(model: Any, path: str | os.PathLike, *, format: str | None = None) -> None:
     """Loads a weights-only file into ``model``, strictly.
 
     Keras' own ``load_weights`` silently ignores entries it has no layer for; kzoo
     refuses files that hold a different number of variables than the model, so a file
     from another model or configuration is an error instead of a half-loaded model.
+    A file is also checked against the rules of :mod:`kzoo.weights_guard` (links,
+    storage, counts, shapes and dtypes from metadata first, then finite values) before
+    anything is assigned, so a refused file leaves the model as it was.
 
     Args:
         model: A built ``keras.Model``.
@@ -541,14 +528,22 @@ def load_weights_file(model: Any, path: str | os.PathLike, *, format: str | None
         format: ``"keras"`` or ``"h5-legacy"``; inferred from the file name if omitted.
 
     Raises:
-        WeightsError: the file is missing, not HDF5, truncated or damaged, or does not
-            fit the model.
+        WeightsError: the path is not a readable, non-empty regular file (missing, a
+            directory, a device or ``/proc`` file, a name too long, an unknown ``~user``);
+            the file is not HDF5, truncated or damaged; it is larger than a weights file of
+            the model can be; it holds soft or external links, external raw storage, virtual
+            datasets, unstored data or unknown compression filters; it nests groups too
+            deeply or holds more entries, layer or weight names than the model has; its
+            shapes do not fit the model (checked before any array is read); a dtype is not
+            float16/32/64 where the variable is a float (bfloat16 only where it is
+            bfloat16); or a value is NaN, Inf or out of the variable's range. The message
+            names the file, the dataset and the rule.
     """
-    path = Path(path)
+    from kzoo import weights_guard
+
+    path = weights_guard.check_path(path)
     if format is None:
         format = "keras" if path.name.endswith(".weights.h5") else "h5-legacy"
-    if not path.is_file():
-        raise WeightsError(expected_received("weights file", "an existing file", str(path)))
     with open(path, "rb") as handle:
         signature = handle.read(len(_HDF5_SIGNATURE))
     if signature != _HDF5_SIGNATURE:
@@ -560,18 +555,17 @@ def load_weights_file(model: Any, path: str | os.PathLike, *, format: str | None
                 "Save weights with model.save_weights('name.weights.h5').",
             )
         )
+    limits = weights_guard.Limits.for_model(model)
+    weights_guard.check_file_size(path, limits, model_name=model.name)
     try:
         if format == "h5-legacy":
             _load_legacy_h5_by_name(model, path)
             return
         if format == "keras":
-            stored = _count_h5_datasets(path)
-            if stored != len(model.weights):
-                raise WeightsError(
-                    f"weights file {path} does not fit model {model.name!r}: expected {len(model.weights)} "
-                    f"variables, received {stored}. Was it saved from another model or configuration "
-                    "(num_classes, input_shape, family arguments)?"
-                )
+            import h5py
+
+            with h5py.File(path, "r") as stored:
+                weights_guard.check_keras_weights(stored, model, file=path, limits=limits)
         model.load_weights(str(path))
     except WeightsError:
         raise
@@ -607,21 +601,34 @@ class LegacyH5Weights:
 
     A context manager: shapes come from the file's metadata, arrays are read one layer at a
     time (``arrays``), so loading a 500 MB file never holds a second copy of the model.
+    Opening checks the file's structure (:mod:`kzoo.weights_guard`): the listed groups and
+    datasets are reached through hard links only and keep their data inside the file, and no
+    name is listed twice; with ``model``, the ``layer_names`` and ``weight_names`` lists may
+    be no longer than what the model has (measured before they are read). ``arrays`` checks
+    dtypes and refuses NaN and Inf.
     """
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike, *, model: Any = None) -> None:
         self.path = Path(path)
         self._handle = None
-        self._groups: dict[str, tuple[Any, list[str]]] = {}
+        self._groups: dict[str, tuple[list[str], list[Any]]] = {}
+        self._model = model
         self.inputs: list = []
 
     def __enter__(self) -> LegacyH5Weights:
         import h5py
 
+        from kzoo import weights_guard as guard
+
+        layer_limit = weight_limit = None
+        if self._model is not None:
+            layer_limit = guard.Limits.for_model(self._model).layer_names
+            weight_limit = max((len(layer.weights) for layer in self._model.layers), default=0)
         try:
             self._handle = h5py.File(self.path, "r")
-            root = self._handle["model_weights"] if "model_weights" in self._handle else self._handle
-            if "layer_names" not in root.attrs:
+            root = guard.legacy_root(self._handle, file=self.path)
+            layer_names = guard.name_list(root, "layer_names", file=self.path, where="the layers", limit=layer_limit)
+            if layer_names is None:
                 raise WeightsError(
                     expected_received(
                         f"weights file {self.path}",
@@ -629,12 +636,15 @@ class LegacyH5Weights:
                         "none",
                     )
                 )
-            for raw in root.attrs["layer_names"]:
-                name = raw.decode() if isinstance(raw, bytes) else str(raw)
-                group = root[name]
-                names = [n.decode() if isinstance(n, bytes) else str(n) for n in group.attrs.get("weight_names", [])]
+            for name in layer_names:
+                group = guard.member_at(root, name, file=self.path, path=name, dataset=False)
+                where = f"layer {name!r}"
+                names = guard.name_list(group, "weight_names", file=self.path, where=where, limit=weight_limit)
                 if names:
-                    self._groups[name] = (group, names)
+                    datasets = [
+                        guard.member_at(group, n, file=self.path, path=f"{name}/{n}", dataset=True) for n in names
+                    ]
+                    self._groups[name] = (names, datasets)
         except WeightsError:
             self.close()
             raise
@@ -660,12 +670,25 @@ class LegacyH5Weights:
         return name in self._groups
 
     def shapes(self, name: str) -> list[tuple[int, ...]]:
-        group, names = self._groups[name]
-        return [tuple(group[n].shape) for n in names]
+        return [tuple(dataset.shape) for dataset in self._groups[name][1]]
 
-    def arrays(self, name: str) -> list[Any]:
-        group, names = self._groups[name]
-        return [group[n][()] for n in names]
+    def datasets(self, name: str) -> list[tuple[str, Any]]:
+        """``(weight name, h5py.Dataset)`` of the layer's weights, in the file's order."""
+        return list(zip(*self._groups[name]))
+
+    def arrays(self, name: str, dtypes: list[str] | None = None) -> list[Any]:
+        """The layer's arrays, each checked (:func:`kzoo.weights_guard.read_checked`) against the
+        dtype of the variable it loads into: ``dtypes``, else float32 (keras.applications')."""
+        from kzoo import weights_guard as guard
+
+        names, datasets = self._groups[name]
+        dtypes = dtypes or ["float32"] * len(datasets)
+        arrays = []
+        for weight, dataset, dtype in zip(names, datasets, dtypes):
+            path = f"{name}/{weight}"
+            target = guard.check_dtype(dataset, {dtype}, file=self.path, path=path)
+            arrays.append(guard.read_checked(dataset, target, file=self.path, path=path))
+        return arrays
 
 
 def _load_legacy_h5_by_name(model: Any, path: Path) -> None:
@@ -674,9 +697,12 @@ def _load_legacy_h5_by_name(model: Any, path: Path) -> None:
     Keras 3 reads these files by layer order; kzoo's models name their layers as
     keras.applications does, so matching by name is both exact and independent of the order
     in which a builder creates layers. Strict: every layer with weights must be in the file
-    and every layer in the file must exist, with the same shapes.
+    and every layer in the file must exist, with the same shapes and float dtypes (checked
+    from metadata), and finite values (every layer is read and checked before any is set).
     """
-    with LegacyH5Weights(path) as stored:
+    from kzoo import weights_guard as guard
+
+    with LegacyH5Weights(path, model=model) as stored:
         layers = {layer.name: layer for layer in model.layers if layer.weights}
         missing, extra = sorted(set(layers) - set(stored.names())), sorted(set(stored.names()) - set(layers))
         if missing or extra:
@@ -685,6 +711,7 @@ def _load_legacy_h5_by_name(model: Any, path: Path) -> None:
                 f"{missing[:5]}{'...' if len(missing) > 5 else ''}, layers the model lacks {extra[:5]}"
                 f"{'...' if len(extra) > 5 else ''}. Was it saved from another architecture or with(out) the top?"
             )
+        dtypes = {name: [guard.dtype_name(w.dtype) for w in layer.weights] for name, layer in layers.items()}
         for name, layer in layers.items():
             expected = [tuple(w.shape) for w in layer.weights]
             received = stored.shapes(name)
@@ -692,8 +719,12 @@ def _load_legacy_h5_by_name(model: Any, path: Path) -> None:
                 raise WeightsError(
                     f"weights file {path}, layer {name!r}: expected weight shapes {expected}, received {received}."
                 )
+            for (weight, dataset), dtype in zip(stored.datasets(name), dtypes[name]):
+                guard.check_dtype(dataset, {dtype}, file=path, path=f"{name}/{weight}")
+        for name in layers:  # values: every layer read and checked, one at a time, before any is set
+            stored.arrays(name, dtypes[name])
         for name, layer in layers.items():
-            layer.set_weights(stored.arrays(name))
+            layer.set_weights(stored.arrays(name, dtypes[name]))
 
 
 def _first_line(error: BaseException) -> str:

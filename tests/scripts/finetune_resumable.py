@@ -13,7 +13,7 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
+from fixed_digits import fixed_digits
 
 import kzoo
 
@@ -31,19 +31,11 @@ class Marks(keras.callbacks.Callback):
             time.sleep(3600)
 
 
-keras.utils.set_random_seed(0)
-images, labels = kzoo.data.load_uci_digits()
-chosen = np.random.default_rng(0).choice(len(labels), 200, replace=False)
-model = kzoo.get("lenet5", pretrained=True)
-data = kzoo.data.arrays(images[chosen], labels[chosen], model=model, batch_size=32)
-# One pass of kzoo's pipeline, frozen into a fixed order: a resumed process would otherwise
-# start the shuffle over, and its epochs would see other batches than an uninterrupted run's.
-x, y = (np.concatenate(parts) for parts in zip(*((np.asarray(a), np.asarray(b)) for a, b in data.train)))
-train = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+model, train, validation = fixed_digits(200)
 result = kzoo.finetune(
     model,
     train,
-    data.validation,
+    validation,
     epochs=6,
     head_epochs=2,
     strategy="two-phase",
