@@ -261,10 +261,19 @@ class KzooModel(keras.Model):
             return super().predict(inputs.prepare(self, x, "predict"), *args, **kwargs)
 
     def predict_on_batch(self, x: Any) -> Any:
+        from kzoo import inputs
         from kzoo.layers.crf import decoding
 
+        inputs.check_call(self, x, "predict_on_batch")  # text where token ids go: a kzoo error
         with decoding(self):
             return super().predict_on_batch(x)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from kzoo import inputs
+
+        if args:  # a look at the type of the inputs only (cheap, and nothing for numbers or tensors)
+            inputs.check_call(self, args[0], "__call__")
+        return super().__call__(*args, **kwargs)
 
     def evaluate(self, x: Any = None, y: Any = None, *args: Any, **kwargs: Any) -> Any:
         from kzoo import inputs

@@ -280,16 +280,12 @@ def test_bert_without_a_vocabulary_refuses_strings_with_the_fix(bert_tiny, strin
     _assert_expected_received(_message(caught), "token_ids", "text", "kzoo.text.tokenizer_for(model)")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="model(x) and predict_on_batch(x) go straight to Keras: the check (kzoo.inputs.check_call) needs a "
-    "hook in KzooModel.__call__/predict_on_batch in kzoo/identity.py, which this change does not own",
-)
 @pytest.mark.parametrize("how", ["call", "predict_on_batch"])
 def test_calling_a_text_model_on_strings_raises_a_kzoo_error(bilstm, how):
-    strings = tf.constant(["a charming film"])
-    with pytest.raises(errors.InvalidArgumentError):
-        bilstm(strings) if how == "call" else bilstm.predict_on_batch(strings)
+    for strings in (tf.constant(["a charming film"]), ["a charming film"], np.array(["a charming film"])):
+        with pytest.raises(errors.InvalidArgumentError) as caught:
+            bilstm(strings) if how == "call" else bilstm.predict_on_batch(strings)
+        _assert_expected_received(_message(caught), "kzoo.text.end_to_end(model, vectorizer)")
 
 
 def test_check_call_is_ready_for_the_call_paths(bilstm, bert_tiny):
