@@ -81,35 +81,11 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(b"HTTP/1.1 OK-ish\r\n\r\n")
             return
         if mode == "html":
-            page = b"<html><body>Please log in</body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(page)))
-            self.end_headers()
-            self.wfile.write(page)
+            self._reply(b"<html><body>Please log in</body></html>", {"Content-Type": "text/html; charset=utf-8"})
             return
-        if mode == "gzip":
-            packed = gzip.compress(BODY)
-            self.send_response(200)
-            self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(packed)))
-            self.end_headers()
-            self.wfile.write(packed)
-            return
-        if mode == "gzip_bomb":  # 64 MiB of zeros, about 64 KB on the wire
-            packed = _bomb()
-            self.send_response(200)
-            self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(packed)))
-            self.end_headers()
-            self.wfile.write(packed)
-            return
-        if mode == "brotli":
-            self.send_response(200)
-            self.send_header("Content-Encoding", "br")
-            self.send_header("Content-Length", "4")
-            self.end_headers()
-            self.wfile.write(b"\x00\x01\x02\x03")
+        if mode in ("gzip", "gzip_bomb", "brotli"):  # the bomb: 64 MiB of zeros, about 64 KB on the wire
+            body = {"gzip": lambda: gzip.compress(BODY), "gzip_bomb": _bomb, "brotli": lambda: b"\x00\x01\x02\x03"}
+            self._reply(body[mode](), {"Content-Encoding": "br" if mode == "brotli" else "gzip"})
             return
         if mode in ("endless", "cut_chunked"):  # chunked: no length to refuse up front
             self.send_response(200)
@@ -159,6 +135,15 @@ class _FaultHandler(http.server.BaseHTTPRequestHandler):
                 self.wfile.flush()
                 time.sleep(0.1)
             return
+        self.wfile.write(body)
+
+    def _reply(self, body: bytes, headers: dict[str, str]) -> None:
+        """A 200 with ``headers``, its Content-Length, and ``body``."""
+        self.send_response(200)
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
         self.wfile.write(body)
 
     def log_message(self, *args) -> None:
