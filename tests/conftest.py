@@ -14,6 +14,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # operation once per shape, and every model is small and runs a few times. XLA's optimizing
 # passes cost far more than they save there (building the registry's models: 5x less CPU).
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+# With xdist workers (the CI runs one per core), each worker's TensorFlow computes on one
+# thread: two workers with a pool of two threads each made the cores switch between four
+# busy threads (half a million involuntary context switches per run). Measured on
+# tests/test_models.py with tests/test_examples.py, -n 2: 195 s -> 171 s wall, 308 -> 270 s
+# CPU. Example and script subprocesses inherit it. A run without workers keeps every core.
+# XLA still lowers, fuses and compiles every jit_compile=True step here, but LLVM skips its
+# optimizing passes: the tests' models are tiny and run a few steps, so the compile is what
+# costs (tests/test_models.py's XLA tests: 10-15% less).
+os.environ.setdefault("XLA_FLAGS", "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true")
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    for _variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(_variable, "1")
 
 import sys
 
@@ -175,3 +187,17 @@ def requires_data(name: str):
         not kzoo.data.has_data(name),
         reason=f"shared dataset {name!r} not found under {kzoo.data.data_dir()} (set KZOO_DATA_DIR)",
     )
+
+
+@pytest.fixture
+def examples_in_process(monkeypatch):
+    """``kzoo examples run`` and ``kzoo reproduce`` run the example in this process (tests/helpers.py)."""
+    import types
+
+    from kzoo import examples
+
+    from helpers import ExamplesInProcess
+
+    runner = ExamplesInProcess()
+    monkeypatch.setattr(examples, "subprocess", types.SimpleNamespace(call=runner.call))
+    return runner

@@ -71,3 +71,51 @@ def run_cli(capfd, *args: str) -> CliResult:
         code = stop.code if isinstance(stop.code, int) else 1
     out, err = capfd.readouterr()
     return CliResult(code, out, err)
+
+
+class ExamplesInProcess:
+    """What ``kzoo.examples.run_example`` calls instead of ``subprocess.call`` while the
+    ``examples_in_process`` fixture (tests/conftest.py) is active: the example script runs in
+    this interpreter, as ``python SCRIPT ARGS`` would run it (``__main__``, ``sys.argv``, its
+    folder first on ``sys.path``, the environment it was given), and its exit code is returned.
+
+    Why: a subprocess starts TensorFlow, Keras and kzoo again (4-5 s of CPU each), and the CI
+    runs about 25 examples. tests/test_unet.py still runs its example through the real
+    subprocess, so run_example's own path stays tested."""
+
+    def __init__(self) -> None:
+        self.ran: list[str] = []
+
+    def call(self, command: list[str], env: dict | None = None) -> int:
+        import os
+        import runpy
+        import sys
+        import traceback
+        from pathlib import Path
+
+        script, arguments = command[1], command[2:]
+        saved = (sys.argv, list(sys.path), dict(os.environ), keras.config.dtype_policy().name)
+        sys.argv, sys.path[:0] = [script, *arguments], [str(Path(script).parent)]
+        if env is not None:
+            os.environ.clear()
+            os.environ.update(env)
+        self.ran.append(Path(script).stem)
+        try:
+            runpy.run_path(script, run_name="__main__")
+            code = 0
+        except SystemExit as stop:  # argparse errors, sys.exit(N)
+            code = stop.code if isinstance(stop.code, int) else (0 if stop.code is None else 1)
+        except Exception:  # what the subprocess would print before exiting 1
+            traceback.print_exc()
+            code = 1
+        finally:
+            sys.argv, sys.path[:] = saved[0], saved[1]
+            os.environ.clear()
+            os.environ.update(saved[2])
+            keras.config.set_dtype_policy(saved[3])
+            keras.backend.clear_session()
+            if "matplotlib.pyplot" in sys.modules:
+                sys.modules["matplotlib.pyplot"].close("all")
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return code

@@ -92,13 +92,13 @@ def reproduced_by(name: str):
     return min(records, key=lambda record: (not record.default, record.key), default=None)
 
 
-def run_quick_mode(example, tmp_path, capfd) -> None:
+def run_quick_mode(example, tmp_path, capfd, in_process=None) -> None:
     """Runs ``kzoo examples run NAME --quick`` and checks the figure it says it wrote; for a recipe of
     shipped weights with a quick range, ``kzoo reproduce NAME:TAG --quick`` instead (the same run with
     the record's flags, and its figure checked).
 
-    The command runs in this process (the example in its subprocess, as always): a second
-    TensorFlow start per example would cost CI minutes."""
+    The command runs in this process, and with ``in_process`` (the ``examples_in_process``
+    fixture) the example too: a TensorFlow start per example would cost CI minutes."""
     if example.name in RUN_ELSEWHERE:
         pytest.skip(f"its quick mode runs in {RUN_ELSEWHERE[example.name]}")
     missing = [name for name in example.shared_data if not kzoo.data.has_data(name)]
@@ -116,6 +116,8 @@ def run_quick_mode(example, tmp_path, capfd) -> None:
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
         assert f"figure(s) written to {tmp_path / 'out'}\n" in result.stdout  # the command says where they went
         assert f"\n  {figure}\n" in result.stdout
+    if in_process is not None:
+        assert in_process.ran == [example.name]
     with Image.open(figure) as image:
         assert image.format == "PNG" and min(image.size) >= 100
 
@@ -123,5 +125,7 @@ def run_quick_mode(example, tmp_path, capfd) -> None:
 # Half of the quick runs are here, the other half in test_examples_quick.py: the CI runs one
 # test file per worker, and all of them in one file made it the longest by far.
 @pytest.mark.parametrize("example", EXAMPLES[0::2], ids=lambda example: example.name)
-def test_example_runs_in_quick_mode_and_writes_its_figure(example, tmp_path, capfd, quiet_examples):
-    run_quick_mode(example, tmp_path, capfd)
+def test_example_runs_in_quick_mode_and_writes_its_figure(
+    example, tmp_path, capfd, quiet_examples, examples_in_process
+):
+    run_quick_mode(example, tmp_path, capfd, examples_in_process)

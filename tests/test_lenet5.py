@@ -41,14 +41,17 @@ def test_pretrained_lenet5_reads_uci_digits():
 
 
 @requires_data("mnist")
-def test_recipe_reproduces_its_quick_figure_without_touching_the_shipped_weights(tmp_path, capfd, quiet_examples):
+def test_recipe_reproduces_its_quick_figure_without_touching_the_shipped_weights(
+    tmp_path, capfd, quiet_examples, examples_in_process
+):
     """``kzoo reproduce lenet5:mnist --quick``: the recipe (examples/train_lenet5_mnist.py: 3 epochs
-    on 6,000 images, in its own subprocess) must land in the manifest's quick range; the shipped
-    files stay as they were."""
+    on 6,000 images, run in this process: tests/helpers.py) must land in the manifest's quick
+    range; the shipped files stay as they were."""
     manifest = (weights_lib.shipped_dir() / "manifest.json").read_bytes()
     shipped = (weights_lib.shipped_dir() / "lenet5_mnist.weights.h5").read_bytes()
     result = run_cli(capfd, "reproduce", "lenet5:mnist", "--quick", "--output-dir", str(tmp_path))
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    assert examples_in_process.ran == ["train_lenet5_mnist"]
     low, high = weights_lib.find_record("lenet5.mnist").reproduce["quick_range"]
     assert f"(expected {low:.4g} to {high:.4g}; quick run): reproduced" in result.stdout
     measured = json.loads((tmp_path / "metrics.json").read_text())["records"]["lenet5.mnist"]
