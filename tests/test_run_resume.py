@@ -1,7 +1,8 @@
 """kzoo.finetune's run directory resumes after a SIGKILL at any moment (issue #21, "Hardening").
 
 The kills are real but one: tests/scripts/finetune_killed.py SIGKILLs itself after an epoch, at
-the two-phase boundary or after the run file says "finished" (the state a kill during the run
+the two-phase boundary, once the run file records a phase (before its backup is removed) or
+after the run file says "finished" (the state a kill during the run
 file's first write leaves is laid out by hand), and the next start of the same run must end
 where an uninterrupted run ends, training no epoch twice; a finished run started again returns
 the uninterrupted call's result.
@@ -160,7 +161,9 @@ def test_kill_during_the_first_run_file_write_then_mid_phase_resume_to_the_unint
     assert hidden_files(run) == [] and not (run / "backup").exists()
 
 
-def test_kill_at_the_phase_boundary_and_after_finishing_resume_without_redoing_anything(tmp_path, reference, caplog):
+def test_kill_at_the_phase_boundary_after_recording_it_and_after_finishing_resume_without_redoing_anything(
+    tmp_path, reference, caplog
+):
     run, marks, out = tmp_path / "run", tmp_path / "marks.txt", tmp_path / "result.npz"
 
     # 1. Killed when the head phase's fit ended: its two epochs ran, the run file lists no phase done.
@@ -185,12 +188,21 @@ def test_kill_at_the_phase_boundary_and_after_finishing_resume_without_redoing_a
         (run / name).parent.mkdir(parents=True, exist_ok=True)
         (run / name).write_bytes(b"partial")
 
-    # 2. Started again: only the fine phase's epoch trains, then a kill after the run file says
-    # "finished" and before finetune returns.
-    second = run_script(run, marks, out, "finished")
+    # 2. Started again: the head phase has no epoch left (its backup says so); a kill right after
+    # the run file records it as done, before its backup is removed.
+    second = run_script(run, marks, out, "head-recorded")
     assert killed(second), second.stderr[-3000:]
-    assert epochs_in(marks) == [0, 1, 2]
+    assert epochs_in(marks) == [0, 1]
     assert [name for name in planted if (run / name).exists()] == []
+    assert run_file(run)["phases_done"] == ["head"] and (run / "backup" / "head").is_dir()
+
+    # 3. Started again: the recorded phase's backup is removed, not restored (the head phase does
+    # not train again), only the fine phase's epoch trains, then a kill after the run file says
+    # "finished" and before finetune returns.
+    third = run_script(run, marks, out, "finished")
+    assert killed(third), third.stderr[-3000:]
+    assert epochs_in(marks) == [0, 1, 2]
+    assert not (run / "backup" / "head").exists()
     assert all((run / name).read_bytes() == b"partial" for name in foreign)
     for name in foreign:
         (run / name).unlink()
@@ -206,7 +218,7 @@ def test_kill_at_the_phase_boundary_and_after_finishing_resume_without_redoing_a
         for key in want:
             np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6, err_msg=f"{phase}: {key}")
 
-    # 3. Started again with the same settings (here, in this process: no training to wait for):
+    # 4. Started again with the same settings (here, in this process: no training to wait for):
     # completion reported, nothing trained or written, and the call returns what the
     # uninterrupted call returned, its model holding the same weights and optimizer state.
     snapshot = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}

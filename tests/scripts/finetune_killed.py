@@ -7,6 +7,8 @@ Usage: finetune_killed.py RUN_DIR MARKS_FILE RESULT_OUT [KILL_AT], KILL_AT one o
 - ``after-epoch-0``: once epoch 0 has ended (every callback of it done), inside the head phase;
 - ``head-end``: when the head phase's fit ends (its last epoch done, before ``finetune`` records
   the phase);
+- ``head-recorded``: right after the run file records the head phase as done, before its backup
+  is removed;
 - ``finished``: right after the run file says "finished", before ``finetune`` returns.
 
 Each epoch trained is appended to MARKS_FILE. A run that returns writes RESULT_OUT (.npz): the
@@ -44,13 +46,16 @@ if kill_at == "first-run-file":
             die()
 
     atomic._fsync = fsync_then_die
-elif kill_at == "finished":
+elif kill_at in ("head-recorded", "finished"):
     write_json = atomic.write_json
 
     def write_json_then_die(path, data):
         written = write_json(path, data)
-        if os.path.basename(path) == "kzoo_run.json" and data.get("status") == "finished":
-            die()
+        if os.path.basename(path) == "kzoo_run.json":
+            if kill_at == "finished" and data.get("status") == "finished":
+                die()
+            if kill_at == "head-recorded" and data.get("phases_done") == ["head"]:
+                die()
         return written
 
     atomic.write_json = write_json_then_die
