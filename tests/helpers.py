@@ -119,3 +119,15 @@ class ExamplesInProcess:
         sys.stdout.flush()
         sys.stderr.flush()
         return code
+
+
+def run_example(capfd, script: str, *arguments: str) -> CliResult:
+    """``python examples/SCRIPT ARGS``, run in this process by :class:`ExamplesInProcess`."""
+    import sys
+    from pathlib import Path
+
+    capfd.readouterr()
+    path = Path(__file__).resolve().parent.parent / "examples" / script
+    code = ExamplesInProcess().call([sys.executable, str(path), *arguments])
+    out, err = capfd.readouterr()
+    return CliResult(code, out, err)

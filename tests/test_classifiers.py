@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sys
-from pathlib import Path
 
 import keras
 import numpy as np
@@ -16,7 +14,7 @@ import kzoo
 from kzoo import errors
 from kzoo import weights as weights_lib
 
-from helpers import CliResult, ExamplesInProcess
+from helpers import run_example
 
 
 def trainable_count(model: keras.Model) -> int:
@@ -185,17 +183,8 @@ def test_feature_extractor_returns_every_stage():
         kzoo.feature_extractor(keras.applications.MobileNetV3Small(weights=None))
 
 
-def _run_example(capfd, script: str, *arguments: str) -> CliResult:
-    """``python examples/SCRIPT ARGS``, run in this process (tests/helpers.py says why)."""
-    capfd.readouterr()
-    path = Path(__file__).resolve().parent.parent / "examples" / script
-    code = ExamplesInProcess().call([sys.executable, str(path), *arguments])
-    out, err = capfd.readouterr()
-    return CliResult(code, out, err)
-
-
 def test_saliency_gradcam_occlusion_example_writes_its_figure(tmp_path, capfd):
-    result = _run_example(capfd, "saliency_gradcam_occlusion.py", "--count", "3", "--output-dir", str(tmp_path))
+    result = run_example(capfd, "saliency_gradcam_occlusion.py", "--count", "3", "--output-dir", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     figure = tmp_path / "lenet5_saliency_gradcam_occlusion.png"
     from PIL import Image
@@ -208,7 +197,7 @@ def test_finetune_resnet_folder_example_quick_run(tmp_path, capfd):
 
     run_dir = tmp_path / "run"
     arguments = ("--quick", "--log-dir", str(run_dir), "--output-dir", str(tmp_path))
-    result = _run_example(capfd, "finetune_resnet_folder.py", *arguments)
+    result = run_example(capfd, "finetune_resnet_folder.py", *arguments)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "best validation accuracy" in result.stdout
     assert json.loads((run_dir / "kzoo_run.json").read_text())["status"] == "finished"

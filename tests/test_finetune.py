@@ -20,7 +20,7 @@ from test_pipelines import write_image_folder
 import kzoo
 from kzoo import errors
 
-from helpers import ExamplesInProcess
+from helpers import run_example
 
 SCRIPTS = Path(__file__).resolve().parent / "scripts"
 finetune_lib = importlib.import_module("kzoo.finetune")  # the module; kzoo.finetune is the function
@@ -305,12 +305,9 @@ def test_cli_finetune_writes_a_model_and_tensorboard_logs(tmp_path):
 
 def test_transfer_example_runs(tmp_path, capfd):
     """examples/transfer_lenet5_uci_digits.py --quick, in this process (tests/helpers.py says why)."""
-    script = Path(__file__).resolve().parent.parent / "examples" / "transfer_lenet5_uci_digits.py"
-    capfd.readouterr()
-    code = ExamplesInProcess().call([sys.executable, str(script), "--quick", "--output-dir", str(tmp_path)])
-    out, err = capfd.readouterr()
-    assert code == 0, err[-3000:]
-    assert "held-out accuracy" in out and "Pretraining on MNIST adds" in out
+    result = run_example(capfd, "transfer_lenet5_uci_digits.py", "--quick", "--output-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "held-out accuracy" in result.stdout and "Pretraining on MNIST adds" in result.stdout
     assert (tmp_path / "transfer_lenet5_uci_digits.png").is_file()  # the example's main figure
 
 
