@@ -1,11 +1,14 @@
 """Exports every registered model (its tiny test configuration) to every format and runs each file.
 
     python tests/scripts/export_matrix.py [NAME ...] [--write]
+    python tests/scripts/export_matrix.py --signatures
 
 Runs ``tests/export_parity.check`` for each model: ``kzoo.export`` to every format, each file
 run in its own runtime and compared with Keras. Prints what it measured; ``--write`` records
 it in ``kzoo/export_support.json`` (which ``kzoo info`` shows and the tests check) and in the
-README's export table.
+README's export table. Both forms record each model's export signature in
+``tests/export_signatures.json`` (``--signatures`` only builds the models, in about a minute),
+from which tests/test_export_matrix.py chooses the models CI exports.
 """
 
 import json
@@ -20,7 +23,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
 
-from export_parity import TABLE_END, TABLE_START, check, render_table  # noqa: E402
+import keras  # noqa: E402
+from export_parity import (  # noqa: E402
+    SIGNATURES_FILE,
+    TABLE_END,
+    TABLE_START,
+    build,
+    check,
+    export_signature,
+    render_table,
+    signatures_json,
+)
 
 import kzoo  # noqa: E402
 from kzoo.export import SUPPORT_FILE  # noqa: E402
@@ -38,8 +51,23 @@ def measure(names):
     return table
 
 
+def write_signatures(names):
+    """Builds each model and records its export signature (the other models' stay as recorded)."""
+    stored = json.loads(SIGNATURES_FILE.read_text()) if SIGNATURES_FILE.exists() else {}
+    signatures = {name: frozenset(tuple(entry) for entry in entries) for name, entries in stored.items()}
+    for name in names:
+        signatures[name] = export_signature(build(name))
+        keras.backend.clear_session()
+    signatures = {name: signatures[name] for name in signatures if name in kzoo.list_models()}
+    SIGNATURES_FILE.write_text(signatures_json(signatures))
+    print(f"wrote {SIGNATURES_FILE} ({len(signatures)} models)")
+
+
 def main(argv):
     names = [a for a in argv if not a.startswith("--")] or kzoo.list_models()
+    if "--signatures" in argv:
+        write_signatures(names)
+        return
     write = "--write" in argv
     table = measure(names)
     if write:
@@ -52,6 +80,7 @@ def main(argv):
         text = re.sub(re.escape(TABLE_START) + ".*?" + re.escape(TABLE_END), lambda _: block, text, flags=re.S)
         readme.write_text(text)
         print(f"wrote {SUPPORT_FILE} and the README's export table")
+        write_signatures(names)
 
 
 if __name__ == "__main__":
