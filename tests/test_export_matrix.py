@@ -26,7 +26,7 @@ file and the signatures; ``KZOO_FULL_EXPORT_MATRIX=1`` makes this test skip none
 import os
 
 import pytest
-from export_parity import build, check, export_cover, export_signature, stored_signatures, support
+from export_parity import build, check, export_cover, export_signature, stored_signatures, support, takes_every_format
 
 import kzoo
 from kzoo import registry
@@ -34,25 +34,23 @@ from kzoo.export import FORMATS
 
 MODELS = sorted(kzoo.list_models(), key=lambda name: (registry.spec(name).num_params or 0, name))
 SIGNATURES = stored_signatures()
-COVER = export_cover(SIGNATURES, support())
+TABLE = support()
+TAKES_ALL = takes_every_format(TABLE)
+COVER = export_cover(SIGNATURES, TABLE)
 FULL = os.environ.get("KZOO_FULL_EXPORT_MATRIX") == "1"
 # Each layer entry -> the first model of the cover, among those every format takes, that holds it.
 EXPORTER = {}
-for _name in COVER:
-    if all(support()[_name].get(fmt) == "ok" for fmt in FORMATS):
-        for _entry in SIGNATURES[_name]:
-            EXPORTER.setdefault(_entry, _name)
+for _name in COVER.keys() & TAKES_ALL:
+    for _entry in SIGNATURES[_name]:
+        EXPORTER.setdefault(_entry, _name)
 RECORD = "rerun python tests/scripts/export_matrix.py --signatures"
 
 
 def test_every_model_has_a_recorded_signature_and_the_cover_covers_them():
     assert sorted(SIGNATURES) == sorted(MODELS), RECORD
-    table = support()
-    takes_all = {name for name in MODELS if all(table[name].get(fmt) == "ok" for fmt in FORMATS)}
-    covered = frozenset().union(*(SIGNATURES[name] for name in COVER.keys() & takes_all))
     for name in MODELS:
         if name not in COVER:  # skipped below: every format must take it, and the cover must hold each entry
-            assert name in takes_all and SIGNATURES[name] <= covered, name
+            assert name in TAKES_ALL and SIGNATURES[name] <= EXPORTER.keys(), name
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -63,5 +61,5 @@ def test_every_format_runs_like_keras_or_is_recorded_as_unsupported(name, tmp_pa
     if name not in COVER and not FULL:
         exporters = sorted({EXPORTER[entry] for entry in signature})
         pytest.skip(f"every format takes it (kzoo/export_support.json); its layer entries are exported by {exporters}")
-    measured = check(name, tmp_path, recorded=support()[name], model=model)
+    measured = check(name, tmp_path, recorded=TABLE[name], model=model)
     assert set(measured) == set(FORMATS)

@@ -33,6 +33,7 @@ from export_parity import (  # noqa: E402
     export_signature,
     render_table,
     signatures_json,
+    stored_signatures,
 )
 
 import kzoo  # noqa: E402
@@ -53,8 +54,7 @@ def measure(names):
 
 def write_signatures(names):
     """Builds each model and records its export signature (the other models' stay as recorded)."""
-    stored = json.loads(SIGNATURES_FILE.read_text()) if SIGNATURES_FILE.exists() else {}
-    signatures = {name: frozenset(tuple(entry) for entry in entries) for name, entries in stored.items()}
+    signatures = stored_signatures() if SIGNATURES_FILE.exists() else {}
     for name in names:
         signatures[name] = export_signature(build(name))
         keras.backend.clear_session()
