@@ -89,6 +89,10 @@ def _higher_is_better(monitor: str, mode: str) -> bool:
 class NaNGuard(keras.callbacks.Callback):
     """Stops training in the batch whose loss becomes NaN or infinite.
 
+    Under ``steps_per_execution=N`` (which :func:`kzoo.finetune` picks for small epochs) Keras
+    calls batch hooks once per execution of N batches, with the last batch's logs: the guard
+    then stops within that execution, and ``triggered_at`` names its last batch.
+
     ``keras.callbacks.TerminateOnNaN`` stops the same way but only prints to stdout; this
     callback also records where it happened (``triggered_at``) and logs one warning on the
     ``"kzoo"`` logger, so :func:`kzoo.finetune` and its users can report it. Put it first in

@@ -332,7 +332,12 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--validation-split", type=_number(float, low=0, high=0.9), default=0.2)
     tune.add_argument("--augment", default="", help="comma-separated: flip,crop,rotation,zoom,noise,grayscale")
     tune.add_argument("--patience", type=_number(int, low=1), default=None, help="early-stopping patience (epochs)")
-    tune.add_argument("--mixed-precision", choices=["mixed_float16", "mixed_bfloat16"], default=None)
+    tune.add_argument(
+        "--mixed-precision",
+        choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+        default="auto",
+        help="'auto' (default): mixed_bfloat16 where the device computes bfloat16 natively and it pays, else float32",
+    )
     tune.add_argument("--seed", type=int, default=1337)
     tune.set_defaults(run=_cmd_finetune)
 

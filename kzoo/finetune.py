@@ -1,7 +1,10 @@
 """Fine-tuning: freeze and unfreeze by stage, and ``kzoo.finetune`` in one call.
 
-``finetune`` compiles with good defaults (Adam, a logits cross-entropy, accuracy), runs
-under XLA wherever the model allows it, logs to TensorBoard, checkpoints the best
+``finetune`` compiles with good defaults (Adam, a logits cross-entropy, accuracy), picks
+XLA, the precision and the batches per compiled call for the device (XLA on GPUs, off for
+convolutions on a CPU; bfloat16 where the device computes it natively and it pays; see
+:func:`resolve_jit_compile`, :func:`kzoo.precision.resolve` and
+:func:`resolve_steps_per_execution`), logs to TensorBoard, checkpoints the best
 weights atomically, resumes a killed run from its last finished epoch, stops on NaN,
 and leaves the best weights in the model it was given.
 
@@ -189,11 +192,25 @@ def default_loss(model: keras.Model) -> keras.losses.Loss:
 
 
 def resolve_jit_compile(model: keras.Model, jit_compile: bool | None = None) -> bool:
-    """XLA on unless a layer of the model cannot compile (then says which and why)."""
+    """Whether ``model`` trains under XLA, for ``jit_compile`` (``None``: the device's default).
+
+    Never when a layer of the model cannot compile (a warning says which and why). With
+    ``None``: on under JAX (its only compiled path) and on a GPU; on a CPU under TensorFlow,
+    off for models with convolutions, because XLA's CPU convolutions are slower than
+    TensorFlow's oneDNN kernels, in float32 and far more in bfloat16
+    (``benchmarks/precision_xla.py`` measures it), and on for the others.
+    """
     blockers = [
         layer for layer in model._flatten_layers(include_self=False) if not getattr(layer, "supports_jit", True)
     ]
     if jit_compile is False:
+        return False
+    if jit_compile is None and _xla_slower_here(model):
+        logger.info(
+            "kzoo: XLA is off for %s: on this CPU TensorFlow's own convolution kernels are faster "
+            "(jit_compile=True turns it on).",
+            model.name,
+        )
         return False
     if blockers:
         names = ", ".join(
@@ -202,6 +219,73 @@ def resolve_jit_compile(model: keras.Model, jit_compile: bool | None = None) -> 
         logger.warning("kzoo: XLA is off for %s: %s.", model.name, names)
         return False
     return True
+
+
+# Batches per compiled call when kzoo picks: about a tenth of an epoch, at most this many.
+MAX_STEPS_PER_EXECUTION = 16
+
+
+def resolve_steps_per_execution(train: Any, steps_per_execution: int | None, distribution: Any = None) -> int:
+    """Batches per compiled call: ``steps_per_execution`` if given, else kzoo's choice.
+
+    kzoo's choice: a tenth of the epoch's batches, between 1 and :data:`MAX_STEPS_PER_EXECUTION`,
+    when the training data says how many batches it holds (a ``tf.data`` pipeline of known
+    cardinality, a ``PyDataset`` with a length); 1 otherwise and under a distribution strategy
+    (whose input patching works batch by batch). Small models then spend their time computing
+    rather than returning to Python after every batch (``benchmarks/precision_xla.py
+    --steps-per-execution`` measures it); the updates are the same as with 1.
+    """
+    if steps_per_execution is not None:
+        return steps_per_execution
+    if distribution is not None:
+        return 1
+    steps = None
+    if hasattr(train, "cardinality"):
+        cardinality = int(train.cardinality())
+        steps = cardinality if cardinality > 0 else None
+    elif isinstance(train, keras.utils.PyDataset):
+        try:
+            steps = len(train)
+        except TypeError:
+            steps = None
+    if not steps:
+        return 1
+    return max(1, min(MAX_STEPS_PER_EXECUTION, steps // 10))
+
+
+def _on_gpu() -> bool:
+    return precision.gpu_compute_capability() is not None
+
+
+def _xla_slower_here(model: keras.Model) -> bool:
+    """XLA's default is off: a convolutional model on a CPU under TensorFlow (see resolve_jit_compile)."""
+    if keras.backend.backend() != "tensorflow" or _on_gpu():
+        return False
+    convolutions = (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D, keras.layers.Conv2DTranspose)
+    return any(isinstance(layer, convolutions) for layer in model._flatten_layers(include_self=False))
+
+
+def _training_policy(model: keras.Model, mixed_precision: str | None, use_jit: bool, strategy: str) -> str | None:
+    """The dtype policy the run trains in (``None``: float32); for ``"auto"``, one log line says why."""
+    policy, reason = precision.resolve(mixed_precision, on_gpu=_on_gpu(), jit_compile=use_jit)
+    if mixed_precision != precision.AUTO:
+        return policy
+    if policy and not precision.can_copy(model):
+        logger.info("kzoo: %s trains in float32: only a functional model gets a mixed-precision copy.", model.name)
+        return None
+    if policy and strategy == "lora":
+        # Keras computes a LoRA layer's merged kernel (what its weights files hold) in the
+        # compute dtype: a bfloat16 copy would write bfloat16-rounded kernels to the checkpoints.
+        logger.info("kzoo: %s trains in float32: LoRA checkpoints of a bfloat16 copy lose precision.", model.name)
+        return None
+    logger.info(
+        "kzoo: %s trains in %s: %s (mixed_precision=%s).",
+        model.name,
+        policy or "float32",
+        reason,
+        "None turns it off" if policy else "'mixed_bfloat16' asks for it",
+    )
+    return policy
 
 
 def _jit_blocker_reason(layer: keras.layers.Layer) -> str:
@@ -280,7 +364,8 @@ def finetune(
     monitor: str | None = None,
     patience: int | None = None,
     jit_compile: bool | None = None,
-    mixed_precision: str | None = None,
+    mixed_precision: str | None = "auto",
+    steps_per_execution: int | None = None,
     distribution: Any = None,
     callbacks: Any = (),
     hparams: dict[str, Any] | None = None,
@@ -319,8 +404,22 @@ def finetune(
         monitor: Metric deciding the best epoch; default ``val_loss`` (``loss`` without
             validation data).
         patience: Early-stopping patience in epochs; ``None`` for no early stopping.
-        jit_compile: ``None`` compiles with XLA whenever every layer supports it.
-        mixed_precision: ``"mixed_float16"`` or ``"mixed_bfloat16"``; outputs stay float32.
+        jit_compile: ``None`` picks per device (see :func:`resolve_jit_compile`): XLA on a GPU
+            (and always on JAX); on a CPU under TensorFlow, XLA off for models with
+            convolutions, which it makes slower there; never for a layer XLA cannot compile.
+            ``True``/``False`` asks for it (a layer that cannot compile still turns it off).
+        mixed_precision: ``"auto"`` (default) trains in ``"mixed_bfloat16"`` where the device
+            computes bfloat16 natively and the run takes a path where it pays (see
+            :func:`kzoo.precision.resolve`), else in float32 (and always for ``"lora"``, whose
+            checkpoints Keras would write in bfloat16); one log line says which and why.
+            ``None`` or ``"float32"`` trains in float32; ``"mixed_float16"`` or
+            ``"mixed_bfloat16"`` asks for that policy. Outputs, the head, losses and
+            BatchNorm statistics stay float32.
+        steps_per_execution: Batches per compiled call (Keras' ``compile`` argument): fewer
+            trips through Python per epoch, the same updates in the same order. ``None``
+            picks it (see :func:`resolve_steps_per_execution`). Per-batch callbacks then run
+            once per execution, with the logs of its last batch (kzoo's NaN guard stops
+            within one execution).
         distribution: A ``tf.distribute`` strategy to train under: MirroredStrategy, or
             MultiWorkerMirroredStrategy (every worker makes the same call; the chief writes
             ``log_dir``, worker N keeps its own run in ``log_dir`` + ``.workerN``).
@@ -341,7 +440,7 @@ def finetune(
             int >= 1, ``patience`` not ``None`` or an int >= 0; ``learning_rate`` or
             ``fine_tune_learning_rate`` is not a finite number > 0 (or a Keras schedule; a
             schedule with ``"two-phase"`` needs ``fine_tune_learning_rate``); ``mixed_precision``
-            is not ``None``, ``"mixed_float16"`` or ``"mixed_bfloat16"``; ``metrics`` or
+            is not ``"auto"``, ``None``, ``"float32"``, ``"mixed_float16"`` or ``"mixed_bfloat16"``; ``metrics`` or
             ``callbacks`` is not a list, ``log_dir`` not a path; ``monitor`` is not ``loss`` or
             a metric the compiled model logs (``val_`` names only with validation data); the
             model has no layer for ``"lora"``. For the data: ``train`` or ``validation`` is not
@@ -377,6 +476,8 @@ def finetune(
     if strategy == "lora":
         lora_lib.check_model(model, lora_rank, exclude=_head_layers(model))
     _check_mixed_precision(mixed_precision)
+    if steps_per_execution is not None:
+        steps_per_execution = _check_count("steps_per_execution", steps_per_execution, "batches per compiled call")
     _check_settings(patience=patience, metrics=metrics, callbacks=callbacks, log_dir=log_dir, monitor=monitor)
     distribution_lib.check_backend(distribution)
     class_names, samples, batch_size, datasets = None, None, None, None
@@ -398,19 +499,7 @@ def finetune(
 
     # The model that trains: the user's, or a copy for mixed precision / a distribution strategy.
     multi_worker = distribution is not None and distribution_lib.is_multi_worker(distribution)
-    with distribution_lib.scope(distribution):
-        if mixed_precision:
-            trainee = precision.with_dtype_policy(
-                model, mixed_precision, precision.float32_layers(model, _head_layers(model))
-            )
-        elif distribution is not None:
-            trainee = type(model).from_config(model.get_config())
-            trainee.set_weights(model.get_weights())
-        else:
-            trainee = model
-    if distribution is not None:  # every strategy: the same batches as one device would see
-        distribution_lib.patch_for_strategy(trainee, distribution, train)
-    use_jit = resolve_jit_compile(trainee, jit_compile)
+    use_jit = resolve_jit_compile(model, jit_compile)
     if use_jit and distribution is not None and distribution.num_replicas_in_sync > 1:
         # XLA clusters cannot read a variable that lives on another device (TensorFlow's
         # "tf.Variable on a different device" known issue), which is what mirrored
@@ -421,6 +510,17 @@ def finetune(
             distribution.num_replicas_in_sync,
         )
         use_jit = False
+    policy = _training_policy(model, mixed_precision, use_jit, strategy)
+    with distribution_lib.scope(distribution):
+        if policy:
+            trainee = precision.with_dtype_policy(model, policy, precision.float32_layers(model, _head_layers(model)))
+        elif distribution is not None:
+            trainee = type(model).from_config(model.get_config())
+            trainee.set_weights(model.get_weights())
+        else:
+            trainee = model
+    if distribution is not None:  # every strategy: the same batches as one device would see
+        distribution_lib.patch_for_strategy(trainee, distribution, train)
 
     # The run directory, and kzoo's one callback set.
     fingerprint = {
@@ -459,7 +559,14 @@ def finetune(
         100 * trainable_params / max(total_params, 1),
         f", LoRA rank {lora_rank} on {len(adapted)} layers" if strategy == "lora" else "",
     )
-    compile_phase = dict(optimizer=optimizer, loss=loss, metrics=metrics, use_jit=use_jit, distribution=distribution)
+    compile_phase = dict(
+        optimizer=optimizer,
+        loss=loss,
+        metrics=metrics,
+        use_jit=use_jit,
+        distribution=distribution,
+        steps_per_execution=resolve_steps_per_execution(train, steps_per_execution, distribution),
+    )
     if state.get("status") == "finished":
         # Nothing to train (the run finished, maybe in a process killed before it returned): the
         # result rebuilt from the run directory, the model left as the finishing call left it.
@@ -468,7 +575,7 @@ def finetune(
             with distribution_lib.scope(distribution):
                 trainee.optimizer.build(trainee.trainable_variables)
         _load_finished_weights(trainee, run_dir, state)
-        _hand_over(trainee, model, strategy, lora_rank)
+        _hand_over(trainee, model, strategy, lora_rank, phases[-1], compile_phase)
         history, epochs_run = run_dir_lib.recorded_history(state)
         return _result(history, epochs_run, state, monitor, False, run_dir, trainable_params, total_params)
     if multi_worker and (samples is not None or validation is not None):
@@ -481,7 +588,7 @@ def finetune(
         "learning_rate": learning_rate,
         "epochs": epochs,
         "head_epochs": phases[0].end if strategy == "two-phase" else 0,
-        "mixed_precision": mixed_precision or "float32",
+        "mixed_precision": policy or "float32",
         "lora_rank": lora_rank if strategy == "lora" else 0,
         "trainable_params": trainable_params,
         "total_params": total_params,
@@ -566,7 +673,7 @@ def finetune(
             else:
                 trainee.set_weights(initial_weights)
             logger.warning("kzoo: no finite epoch to keep; %s is back to its weights before training.", model.name)
-        _hand_over(trainee, model, strategy, lora_rank)
+        _hand_over(trainee, model, strategy, lora_rank, phases[-1], compile_phase)
         if log_dir is not None:
             # Never LoRA variables in the run's model: the plain model they merge into.
             saved = merge_lora(model) if lora_lib.enabled_layers(model) else model
@@ -598,7 +705,15 @@ def _result(history, epochs, state, monitor, stopped_on_nan, log_dir, trainable,
 
 
 def _compile(
-    model: keras.Model, phase: Phase, *, optimizer: Any, loss: Any, metrics: Any, use_jit: bool, distribution: Any
+    model: keras.Model,
+    phase: Phase,
+    *,
+    optimizer: Any,
+    loss: Any,
+    metrics: Any,
+    use_jit: bool,
+    distribution: Any,
+    steps_per_execution: int = 1,
 ) -> None:
     """Compiles ``model`` for one phase: its learning rate, kzoo's default loss unless one is given."""
     with distribution_lib.scope(distribution):
@@ -607,6 +722,7 @@ def _compile(
             loss=loss or default_loss(model),
             metrics=list(metrics) if metrics else None,
             jit_compile=use_jit,
+            steps_per_execution=steps_per_execution,
         )
 
 
@@ -621,8 +737,15 @@ def _load_finished_weights(trainee: keras.Model, run_dir: Path, state: dict[str,
     lora_lib.load_weights(trainee, source)
 
 
-def _hand_over(trainee: keras.Model, model: keras.Model, strategy: str, lora_rank: int) -> None:
-    """Copies the trained copy's weights and trainable flags into the user's model (when it trained a copy)."""
+def _hand_over(
+    trainee: keras.Model, model: keras.Model, strategy: str, lora_rank: int, phase: Phase, compile_phase: dict
+) -> None:
+    """Copies the trained copy's weights and trainable flags into the user's model (when it trained a copy).
+
+    The user's model is then compiled as the last phase was (loss, metrics, a fresh optimizer
+    of the same kind, no strategy), so ``model.evaluate`` works on it as on a model that
+    trained itself, in its own (float32) precision.
+    """
     if trainee is model:
         return
     if strategy == "lora":  # the same LoRA layers, so the trained factors fit
@@ -632,6 +755,10 @@ def _hand_over(trainee: keras.Model, model: keras.Model, strategy: str, lora_ran
         layer.trainable = trained.trainable
     for variable, trained in zip(model.weights, trainee.weights):  # LoRA freezes variable by variable
         variable.trainable = trained.trainable
+    optimizer = compile_phase["optimizer"]
+    if isinstance(optimizer, keras.optimizers.Optimizer):  # that one holds the copy's variables
+        optimizer = type(optimizer).from_config(optimizer.get_config())
+    _compile(model, phase, **{**compile_phase, "optimizer": optimizer, "distribution": None})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -860,13 +987,17 @@ def _check_learning_rate(name: str, value: Any, *, optional: bool = False) -> No
 def _check_mixed_precision(mixed_precision: Any) -> None:
     if not (mixed_precision is None or isinstance(mixed_precision, str)) or mixed_precision not in precision.POLICIES:
         names = [policy for policy in precision.POLICIES if policy]
-        hint = did_you_mean(mixed_precision, names) if isinstance(mixed_precision, str) else ""
+        # "float16" means mixed_float16 rather than float32, so the mixed names are tried first.
+        mixed = [name for name in names if name.startswith("mixed_")]
+        hint = ""
+        if isinstance(mixed_precision, str):
+            hint = did_you_mean(mixed_precision, mixed) or did_you_mean(mixed_precision, names)
         raise InvalidArgumentError(
             expected_received(
                 "mixed_precision",
-                "None, 'mixed_float16' or 'mixed_bfloat16'",
+                "'auto', None, 'float32', 'mixed_float16' or 'mixed_bfloat16'",
                 mixed_precision,
-                (hint.capitalize() + " " if hint else "") + "None trains in float32.",
+                (hint.capitalize() + " " if hint else "") + "None trains in float32; 'auto' picks per device.",
             )
         )
 

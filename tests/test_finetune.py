@@ -81,7 +81,10 @@ def test_finetune_keeps_the_best_epoch_and_improves_on_new_data(digits):
     data = kzoo.data.arrays(*digits, model=model, batch_size=32)
     model.compile(loss=finetune_lib.default_loss(model), metrics=["accuracy"])
     _, accuracy_before = model.evaluate(data.validation, verbose=0)
-    result = kzoo.finetune(model, data, epochs=6, strategy="two-phase", learning_rate=3e-3, verbose=0)
+    # float32 (not "auto"): the best validation loss is compared with a float32 evaluate below.
+    result = kzoo.finetune(
+        model, data, epochs=6, strategy="two-phase", learning_rate=3e-3, mixed_precision=None, verbose=0
+    )
     best = int(np.argmin(result.history["val_loss"]))
     assert result.best_epoch == result.epochs[best]
     model.compile(loss=finetune_lib.default_loss(model), metrics=["accuracy"])
@@ -126,11 +129,18 @@ def test_run_directory_holds_logs_checkpoint_and_model_and_a_finished_run_is_rep
     assert (foreign / "notes.txt").read_text() == "mine" and len(list(foreign.iterdir())) == 1
 
 
-def test_finetune_uses_xla_when_every_layer_supports_it(digits):
+def test_finetune_uses_xla_when_asked_and_every_layer_supports_it(digits):
+    # The default per device (off for convolutions on a CPU) is tested in test_precision.py.
     model = kzoo.get("lenet5", pretrained=True)
     data = kzoo.data.arrays(*digits, model=model, batch_size=32)
-    kzoo.finetune(model, data, epochs=1, strategy="head", verbose=0)
-    assert model.jit_compile is True
+
+    class Jit(keras.callbacks.Callback):  # the model that trains may be a mixed-precision copy
+        def on_train_batch_end(self, batch, logs=None):
+            self.jit = self.model.jit_compile
+
+    seen = Jit()
+    kzoo.finetune(model, data, epochs=1, strategy="head", jit_compile=True, verbose=0, callbacks=[seen])
+    assert seen.jit is True
 
 
 def test_xla_is_refused_with_a_reason_for_string_lookups(caplog):
@@ -142,7 +152,7 @@ def test_xla_is_refused_with_a_reason_for_string_lookups(caplog):
     with caplog.at_level(logging.WARNING, logger="kzoo"):
         assert finetune_lib.resolve_jit_compile(model) is False
     assert any("vectorize (TextVectorization: host-side ops" in r.getMessage() for r in caplog.records)
-    assert finetune_lib.resolve_jit_compile(kzoo.get("lenet5")) is True
+    assert finetune_lib.resolve_jit_compile(kzoo.get("lenet5"), True) is True
 
 
 def test_xla_refusal_names_the_cudnn_kernel_for_recurrent_layers(caplog):
