@@ -4,7 +4,7 @@ Keras' ``mixed_float16`` and ``mixed_bfloat16`` policies keep variables in float
 compute in the lower precision. Layers whose output must stay float32 (the head, the
 outputs, and kzoo's identity and preprocessing layers, which see raw 0-255 pixels) keep
 the float32 policy; BatchNormalization computes its statistics in float32 under any policy
-(Keras upcasts), and kzoo's transformer blocks keep the attention softmax in float32.
+(Keras upcasts). The attention softmax computes in the compute dtype (Keras' layer).
 
 ``"auto"`` (kzoo.finetune's default) picks ``mixed_bfloat16`` where the device computes
 bfloat16 natively and the run takes the path where that pays, else float32; see

@@ -96,21 +96,6 @@ class PositionEmbedding(keras.layers.Layer):
         return {**super().get_config(), "max_length": self.max_length}
 
 
-class Float32SoftmaxAttention(keras.layers.MultiHeadAttention):
-    """Keras' ``MultiHeadAttention`` with its softmax in float32 under a mixed policy.
-
-    Keras computes the attention softmax in the layer's compute dtype; in bfloat16 its sums
-    lose precision over long sequences. Here the softmax alone stays float32 (as the losses
-    do); the dropout and the product with the values cast the probabilities back. Under
-    float32 it is Keras' layer unchanged.
-    """
-
-    def _build_attention(self, rank: int) -> None:
-        super()._build_attention(rank)
-        if self._softmax.compute_dtype != "float32":
-            self._softmax = keras.layers.Softmax(axis=self._softmax.axis, dtype="float32")
-
-
 @keras.saving.register_keras_serializable(package="kzoo")
 class TransformerEncoderBlock(keras.layers.Layer):
     """One BERT encoder block: self-attention and a GELU feed-forward, each followed by
@@ -142,7 +127,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
                 expected_received(f"{self.name}: hidden size", f"a multiple of num_heads={self.num_heads}", hidden)
             )
         dense = {"kernel_initializer": bert_initializer(), "dtype": self.dtype_policy}
-        self.attention = Float32SoftmaxAttention(
+        self.attention = keras.layers.MultiHeadAttention(
             self.num_heads, hidden // self.num_heads, dropout=self.dropout, name="attention", **dense
         )
         self.attention.build(input_shape, input_shape)
