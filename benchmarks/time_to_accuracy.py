@@ -2,12 +2,13 @@
 
 Both recipes train from scratch in fresh subprocesses on the same machine, alternating, and
 each stops as soon as its test accuracy reaches the target (evaluated every half epoch with
-:class:`kzoo.callbacks.TimeToAccuracy`, whose clock includes compilation and excludes the
-evaluations). Prints each run's time, the medians and their ratio (reference / kzoo: how many
-times faster kzoo's recipe gets there).
+:class:`kzoo.callbacks.TimeToAccuracy`, whose clock starts before the data is loaded,
+includes compilation and excludes the evaluations). Prints each run's time, the medians and
+their ratio (reference / kzoo: how many times faster kzoo's recipe gets there).
 
-- kzoo: ``examples/train_lenet5_mnist.py --fast`` (LeNet-5, ReLU + max pooling, batch 128,
-  Adam with a 3-epoch one-cycle learning rate, no augmentation).
+- kzoo: ``examples/train_lenet5_mnist.py --fast`` (LeNet-5, ReLU + max pooling, batch 256,
+  label smoothing 0.1, Adam with a 3-epoch one-cycle learning rate, no augmentation, and
+  ``kzoo.finetune``'s precision, XLA and steps-per-execution choices for this device).
 - Reference: the keras-io example "Simple MNIST convnet" as its text describes it:
   Conv(32, 3x3, ReLU) - max pool - Conv(64, 3x3, ReLU) - max pool - flatten - dropout 0.5 -
   dense softmax, Adam at its default rate, batch 128, up to 15 epochs on 90% of the training
@@ -26,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -48,6 +50,7 @@ def reference_recipe() -> None:
     from kzoo.callbacks import TimeToAccuracy
 
     keras.utils.set_random_seed(1337)
+    data_loading_started = time.perf_counter()  # the clock includes loading the data, as kzoo's does
     images, labels = kzoo.data.load_mnist("train")
     test_images, test_labels = kzoo.data.load_mnist("test")
     train_size = int(0.9 * len(images))  # the example's validation_split=0.1 holds out the last 10%
@@ -67,7 +70,7 @@ def reference_recipe() -> None:
     )
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     y = keras.utils.to_categorical(labels[:train_size], 10)
-    timer = TimeToAccuracy(x_test, test_labels, target=args.target, per_epoch=2)
+    timer = TimeToAccuracy(x_test, test_labels, target=args.target, per_epoch=2, started_at=data_loading_started)
     model.fit(x, y, batch_size=128, epochs=args.reference_epochs, verbose=2, callbacks=[timer])
     print(MARKER + json.dumps({"seconds": timer.seconds, "history": timer.history}))
 

@@ -812,10 +812,12 @@ def default_callbacks(
 class TimeToAccuracy(keras.callbacks.Callback):
     """Measures the training wall time until held-out accuracy first reaches a target, then stops.
 
-    The clock starts when ``fit`` begins, so it includes tracing and XLA compilation, and it
-    is paused while this callback evaluates, so the figure is training time only. Accuracy is
-    the argmax of the model's outputs against integer labels, checked ``per_epoch`` times an
-    epoch, evenly spaced, the last at the epoch's end.
+    The clock starts when ``fit`` begins (or at ``started_at``, to count data loading too), so
+    it includes tracing and XLA compilation, and it is paused while this callback evaluates,
+    so the figure is training time only. Accuracy is the argmax of the model's outputs against
+    integer labels, checked ``per_epoch`` times an epoch, evenly spaced, the last at the
+    epoch's end. With ``steps_per_execution > 1`` Keras reports batches one execution at a
+    time, so a check falls at the end of the execution that reaches its batch.
 
     Args:
         x: Held-out inputs.
@@ -823,6 +825,8 @@ class TimeToAccuracy(keras.callbacks.Callback):
         target: Accuracy to reach, in (0, 1].
         per_epoch: Evaluations per epoch (more than 1 needs a known number of steps per epoch).
         batch_size: Evaluation batch size.
+        started_at: A ``time.perf_counter()`` reading taken before the run's data loading;
+            ``None`` starts the clock when ``fit`` begins. Only the first ``fit`` uses it.
 
     Attributes:
         seconds: Training seconds until ``target`` was first reached, or ``None``.
@@ -836,14 +840,30 @@ class TimeToAccuracy(keras.callbacks.Callback):
         41.7
     """
 
-    def __init__(self, x: Any, y: Any, *, target: float, per_epoch: int = 1, batch_size: int = 1000):
+    def __init__(
+        self,
+        x: Any,
+        y: Any,
+        *,
+        target: float,
+        per_epoch: int = 1,
+        batch_size: int = 1000,
+        started_at: float | None = None,
+    ):
         super().__init__()
         if isinstance(target, bool) or not isinstance(target, (int, float)) or not 0.0 < target <= 1.0:
             raise InvalidArgumentError(expected_received("target", "an accuracy in (0, 1]", target))
         if isinstance(per_epoch, bool) or not isinstance(per_epoch, int) or per_epoch < 1:
             raise InvalidArgumentError(expected_received("per_epoch", "a positive integer", per_epoch))
         self.x, self.y = x, np.asarray(y).reshape(-1)
+        if started_at is not None and (isinstance(started_at, bool) or not isinstance(started_at, (int, float))):
+            raise InvalidArgumentError(expected_received("started_at", "a time.perf_counter() reading", started_at))
+        if started_at is not None and started_at > time.perf_counter():
+            raise InvalidArgumentError(
+                expected_received("started_at", "a time.perf_counter() reading from the past", started_at)
+            )
         self.target, self.per_epoch, self.batch_size = target, per_epoch, batch_size
+        self.started_at = started_at
         self.seconds: float | None = None
         self.history: list[tuple[float, int, float]] = []
 
@@ -851,8 +871,11 @@ class TimeToAccuracy(keras.callbacks.Callback):
         self.seconds, self.history, self._steps, self._elapsed = None, [], 0, 0.0
         steps = (self.params or {}).get("steps") or 0
         # Batch indices after which to evaluate inside an epoch (the epoch's end is always one).
-        self._inside = {round(k * steps / self.per_epoch) - 1 for k in range(1, self.per_epoch)} if steps else set()
-        self._started = time.perf_counter()
+        points = {round(k * steps / self.per_epoch) - 1 for k in range(1, self.per_epoch)}
+        self._inside = sorted(points) if steps else []
+        self._epoch_steps, self._last_batch = 0, -1
+        self._started = time.perf_counter() if self.started_at is None else self.started_at
+        self.started_at = None  # a second fit starts its clock when it begins
 
     def _evaluate(self) -> None:
         self._elapsed += time.perf_counter() - self._started
@@ -864,9 +887,17 @@ class TimeToAccuracy(keras.callbacks.Callback):
             self.model.stop_training = True
         self._started = time.perf_counter()
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_steps, self._last_batch = self._steps, -1
+
     def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
-        if batch in self._inside:
+        # ``batch`` is the index of the last batch the call ran: one call may run several (Keras
+        # names the end of a full call even when the epoch's last call runs fewer).
+        steps = (self.params or {}).get("steps")
+        batch = min(batch, steps - 1) if steps else batch
+        previous, self._last_batch = self._last_batch, batch
+        self._steps = self._epoch_steps + batch + 1
+        if any(previous < inside <= batch for inside in self._inside):
             self._evaluate()
 
     def on_epoch_end(self, epoch, logs=None):

@@ -137,6 +137,38 @@ def test_time_to_accuracy_stops_at_the_target_and_records_its_evaluations():
     assert [s for _, s, _ in timer.history][:4] == [4, 8, 12, 16]  # four evaluations per 16-step epoch
 
 
+def test_time_to_accuracy_checks_at_the_end_of_the_execution_that_reaches_each_point():
+    x = np.zeros((16, 4), "float32")
+    y = np.array([0, 1] * 8)  # 50% at best: never stops, so every check is recorded
+    timer = TimeToAccuracy(x, y, target=0.9, per_epoch=4)
+    model = _tiny_classifier()
+    model.compile(
+        optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), steps_per_execution=3
+    )
+    model.fit(x, y, batch_size=1, epochs=2, verbose=0, callbacks=[timer])
+    # 16 batches an epoch in calls of 3 end after batches 3, 6, 9, 12, 15, 16: the checks due
+    # after batches 4, 8 and 12 fall at 6, 9 and 12, then the epoch's end; the step count runs on.
+    assert [steps for _, steps, _ in timer.history] == [6, 9, 12, 16, 22, 25, 28, 32]
+
+
+def test_time_to_accuracy_counts_from_started_at_when_given():
+    import time
+
+    x = np.zeros((8, 4), "float32")
+    y = np.array([0, 1] * 4)
+    before = time.perf_counter()
+    time.sleep(0.5)  # stands for data loading before fit
+    timer = TimeToAccuracy(x, y, target=0.9, started_at=before)
+    _tiny_classifier().fit(x, y, epochs=1, verbose=0, callbacks=[timer])
+    counted = timer.history[0][0]
+    assert counted >= 0.5
+    later = TimeToAccuracy(x, y, target=0.9)
+    _tiny_classifier().fit(x, y, epochs=1, verbose=0, callbacks=[later])
+    assert later.history[0][0] < counted - 0.4  # without started_at the sleep is not counted
+    with pytest.raises(InvalidArgumentError, match="from the past"):
+        TimeToAccuracy(x, y, target=0.9, started_at=time.perf_counter() + 60)
+
+
 def test_time_to_accuracy_reports_an_unreached_target():
     x = np.zeros((8, 4), "float32")
     y = np.array([0, 1] * 4)  # identical inputs, alternating labels: 50% at best
