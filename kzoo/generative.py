@@ -9,7 +9,10 @@
 - :class:`GeneratedImages` logs an image grid of the model's outputs to TensorBoard after
   every epoch (generator samples from fixed noise, or translations of fixed images).
 - :func:`classifier_score`: the Inception score with any classifier (kzoo scores MNIST
-  generators with its pretrained LeNet-5).
+  generators with its pretrained LeNet-5); :func:`frechet_distance` and
+  :func:`lenet5_frechet_distance`, the FID with LeNet-5's penultimate features.
+- :func:`importance_weighted_log_likelihood`: a VAE's importance-weighted bound on log p(x)
+  and its ELBO, per image.
 - Latent-space tools for the autoencoders live in :mod:`kzoo.latent` (re-exported here):
   :func:`encoder_decoder`, :func:`encode`, :func:`project_2d`, :func:`interpolate`,
   :func:`sample`, :func:`latent_grid`.
@@ -103,6 +106,141 @@ def classifier_score(probabilities: Any) -> float:
     marginal = probabilities.mean(axis=0, keepdims=True)
     kl = (probabilities * (np.log(probabilities + 1e-12) - np.log(marginal + 1e-12))).sum(axis=1)
     return float(np.exp(kl.mean()))
+
+
+def frechet_distance(features_a: Any, features_b: Any) -> float:
+    """The Fréchet distance between Gaussians fitted to two sets of features ``(N, D)``.
+
+    ``|m_a - m_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2))`` with the means ``m`` and covariances
+    ``S`` of each set (Heusel et al. 2017, the FID, with any feature extractor). The matrix
+    square root is SciPy's (``scipy.linalg.sqrtm``); as in the FID's reference code, a
+    product too ill-conditioned for it gets a small ridge on both covariances, and the
+    rounding's imaginary part is dropped. 0 for identical sets; symmetric.
+    """
+    import scipy.linalg
+
+    a, b = (np.asarray(features, dtype="float64") for features in (features_a, features_b))
+    for name, features in (("features_a", a), ("features_b", b)):
+        if features.ndim != 2 or len(features) < 2:
+            raise InvalidArgumentError(
+                expected_received(f"frechet_distance: {name}", "an (N, D) array with N >= 2", features.shape)
+            )
+    if a.shape[1] != b.shape[1]:
+        raise InvalidArgumentError(
+            expected_received("frechet_distance: features_b", f"{a.shape[1]} features, as features_a", b.shape[1])
+        )
+    mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    root = scipy.linalg.sqrtm(cov_a @ cov_b)
+    if not np.isfinite(root).all():
+        ridge = np.eye(len(cov_a)) * 1e-6
+        root = scipy.linalg.sqrtm((cov_a + ridge) @ (cov_b + ridge))
+    root = np.real(root)
+    return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(root))
+
+
+def lenet5_features(images: Any, *, classifier: keras.Model | None = None, batch_size: int = 1000) -> np.ndarray:
+    """LeNet-5's penultimate features (F6, 84 values) of digits in [0, 1], shape ``(N, 28, 28[, 1])``.
+
+    ``classifier``: a kzoo ``lenet5`` that reads [0, 1] pixels; default the pretrained
+    ``lenet5.mnist`` weights (``kzoo.get("lenet5", pretrained=True, include_preprocessing=False)``).
+    Generator outputs in [-1, 1] go through :func:`to_unit_range` first.
+    """
+    import kzoo  # here: kzoo imports this module
+
+    images = np.asarray(images, dtype="float32")
+    if images.ndim == 3:
+        images = images[..., None]
+    if images.ndim != 4 or images.shape[1:] != (28, 28, 1):
+        raise InvalidArgumentError(
+            expected_received("lenet5_features: images", "(N, 28, 28) or (N, 28, 28, 1) digits", images.shape)
+        )
+    if images.size and (images.min() < 0.0 or images.max() > 1.0):
+        raise InvalidArgumentError(
+            expected_received(
+                "lenet5_features: images",
+                "pixels in [0, 1]",
+                f"values from {images.min():.3g} to {images.max():.3g}",
+                "Map generator outputs with kzoo.generative.to_unit_range, raw 0-255 digits with / 255.",
+            )
+        )
+    classifier = classifier or kzoo.get("lenet5", pretrained=True, include_preprocessing=False)
+    try:
+        features = classifier.get_layer("f6_act").output
+    except ValueError:
+        raise InvalidArgumentError(
+            expected_received("lenet5_features: classifier", "a kzoo lenet5 (with its 'f6_act' layer)", classifier.name)
+        ) from None
+    extractor = keras.Model(classifier.inputs, features)
+    return np.asarray(extractor.predict(images, batch_size=batch_size, verbose=0), dtype="float64")
+
+
+def lenet5_frechet_distance(
+    images_a: Any, images_b: Any, *, classifier: keras.Model | None = None, batch_size: int = 1000
+) -> float:
+    """:func:`frechet_distance` of two sets of digits in [0, 1] on :func:`lenet5_features`.
+
+    kzoo's FID for MNIST-like generators: 0 for identical sets; real MNIST training digits
+    against the test digits give its floor for sets of that size.
+    """
+    classifier = classifier or __import__("kzoo").get("lenet5", pretrained=True, include_preprocessing=False)
+    return frechet_distance(
+        lenet5_features(images_a, classifier=classifier, batch_size=batch_size),
+        lenet5_features(images_b, classifier=classifier, batch_size=batch_size),
+    )
+
+
+def importance_weighted_log_likelihood(
+    model: keras.Model, images: Any, *, samples: int = 100, batch_size: int = 100, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image log-likelihood estimates of a VAE, in nats: the importance-weighted bound and the ELBO.
+
+    For each image ``x``, ``samples`` codes ``z_k ~ q(z|x)`` (the encoder's diagonal Gaussian)
+    give log weights ``w_k = log p(x|z_k) + log p(z_k) - log q(z_k|x)`` with a standard normal
+    prior and the decoder's Bernoulli likelihood over the pixels (``x`` in [0, 1], summed binary
+    cross-entropy: kzoo's VAEs train with it). Returns ``(iwae, elbo)``: ``log mean_k exp(w_k)``
+    (Burda et al. 2016: a lower bound on ``log p(x)`` that tightens as ``samples`` grows) and
+    ``mean_k w_k`` (a Monte Carlo ELBO), both from the same samples. Their negatives are the
+    "nats" figures.
+
+    Args:
+        model: A kzoo VAE (its ``encoder`` outputs ``[z_mean, z_log_var]``; its ``decoder``
+            maps codes to pixel probabilities).
+        images: Pixels in [0, 1], the model's input shape.
+        samples: Importance samples per image (100 or more for a reported figure).
+        batch_size: Images per batch (each batch decodes ``batch_size * samples`` codes).
+        seed: Seed of the samples.
+    """
+    encoder, decoder = encoder_decoder(model)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise InvalidArgumentError(expected_received("samples", "a positive integer", samples))
+    x = np.asarray(images, dtype="float32")
+    if x.size and (x.min() < 0.0 or x.max() > 1.0):
+        raise InvalidArgumentError(
+            expected_received("images", "pixels in [0, 1]", f"values from {x.min():.3g} to {x.max():.3g}")
+        )
+    rng = np.random.default_rng(seed)
+    iwae, elbo = [], []
+    for start in range(0, len(x), batch_size):
+        batch = x[start : start + batch_size]
+        z_mean, z_log_var = (np.asarray(t, dtype="float64") for t in encoder.predict(batch, verbose=0))
+        noise = rng.standard_normal((samples, *z_mean.shape))
+        z = z_mean + np.exp(0.5 * z_log_var) * noise  # (samples, batch, latent)
+        log_q = -0.5 * np.sum(noise**2 + z_log_var + np.log(2 * np.pi), axis=-1)
+        log_prior = -0.5 * np.sum(z**2 + np.log(2 * np.pi), axis=-1)
+        flat = z.reshape(-1, z.shape[-1]).astype("float32")
+        probabilities = np.asarray(decoder.predict(flat, batch_size=max(1000, len(batch)), verbose=0), "float64")
+        probabilities = np.clip(probabilities.reshape(samples, *batch.shape), 1e-7, 1 - 1e-7)
+        target = batch.astype("float64")[None]
+        log_likelihood = np.sum(
+            target * np.log(probabilities) + (1 - target) * np.log1p(-probabilities),
+            axis=tuple(range(2, probabilities.ndim)),
+        )
+        weights = log_likelihood + log_prior - log_q  # (samples, batch)
+        peak = weights.max(axis=0)
+        iwae.append(peak + np.log(np.mean(np.exp(weights - peak), axis=0)))
+        elbo.append(weights.mean(axis=0))
+    return np.concatenate(iwae), np.concatenate(elbo)
 
 
 # ---------------------------------------------------------------------------------------------
