@@ -159,7 +159,8 @@ val_ds = tf.data.Dataset.from_tensor_slices((x_val, targets(y_val))).batch(1000)
 """
 ## Model and training
 
-Logits out, so the loss takes `from_logits=True`. XLA compiles the train step.
+Logits out, so the loss takes `from_logits=True`. XLA compiles the train step (with `--fast`, as
+kzoo.finetune would choose on this device).
 """
 
 model = kzoo.get("lenet5", activation=args.activation, subsampling=args.subsampling)

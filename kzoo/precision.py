@@ -4,7 +4,8 @@ Keras' ``mixed_float16`` and ``mixed_bfloat16`` policies keep variables in float
 compute in the lower precision. Layers whose output must stay float32 (the head, the
 outputs, and kzoo's identity and preprocessing layers, which see raw 0-255 pixels) keep
 the float32 policy; BatchNormalization computes its statistics in float32 under any policy
-(Keras upcasts). The attention softmax computes in the compute dtype (Keras' layer).
+(Keras upcasts). The attention softmax of the training copy computes in float32 too (see
+:func:`_float32_attention_softmax`).
 
 ``"auto"`` (kzoo.finetune's default) picks ``mixed_bfloat16`` where the device computes
 bfloat16 natively and the run takes the path where that pays, else float32; see
@@ -143,4 +144,24 @@ def with_dtype_policy(model: keras.Model, policy: str, keep_float32: set[str]) -
     # The model's own class (a KzooModel keeps its raw-input handling); its identity layer is in the config.
     copy = type(model).from_config(config)
     copy.set_weights(model.get_weights())
+    _float32_attention_softmax(copy)
     return copy
+
+
+def _float32_attention_softmax(model: keras.Model) -> None:
+    """Gives each low-precision ``MultiHeadAttention`` of ``model`` a float32 softmax.
+
+    Keras builds the attention softmax in the layer's compute dtype. In bfloat16 its 8-bit
+    mantissa rounds the probabilities of long rows. kzoo sets that softmax's policy to float32,
+    on the training copy only. It has no weights, so the weights handed back and everything saved or
+    exported are unchanged. The scores are cast up, normalised in float32, and rounded to
+    the compute dtype by the attention dropout for the weighted sum (the usual mixed-precision
+    recipe). This reads Keras' private ``_softmax`` attribute: Keras offers no option for it.
+    It covers the path with explicit scores, which every layer with attention dropout takes;
+    with dropout 0 Keras calls ``ops.dot_product_attention``, which this does not reach.
+    """
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        softmax = getattr(layer, "_softmax", None)
+        if isinstance(layer, keras.layers.MultiHeadAttention) and isinstance(softmax, keras.layers.Softmax):
+            if layer.compute_dtype != "float32":
+                softmax.dtype_policy = "float32"  # the public setter; a built layer takes no new sub-layer

@@ -188,3 +188,33 @@ def test_the_nan_guard_stops_within_one_execution(digits):
     assert set(guard_batches) <= {3, 7} and 3 in guard_batches and 11 not in guard_batches
     assert all(np.isfinite(w).all() for w in model.get_weights())
     assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # no finite epoch: as it was
+
+
+def test_the_bfloat16_copy_of_bert_normalises_attention_in_float32():
+    keras.utils.set_random_seed(0)
+    model = kzoo.get("bert_tiny_classifier", vocab_size=500, max_sequence_length=32)
+    copy = precision.with_dtype_policy(model, "mixed_bfloat16", precision.float32_layers(model, ("predictions",)))
+
+    def attentions(m):
+        return [
+            layer for layer in m._flatten_layers(recursive=True) if isinstance(layer, keras.layers.MultiHeadAttention)
+        ]
+
+    assert attentions(copy) and all(layer.compute_dtype == "bfloat16" for layer in attentions(copy))
+    rng = np.random.default_rng(0)
+    x = keras.ops.cast(rng.standard_normal((2, 32, 128)) * 4, "bfloat16")  # peaked scores, long rows
+    _, scores = attentions(copy)[0](x, x, return_attention_scores=True)
+    assert keras.ops.convert_to_numpy(scores).dtype == np.float32
+    row_sums = keras.ops.convert_to_numpy(keras.ops.sum(scores, axis=-1))
+    assert np.abs(row_sums - 1).max() < 1e-5  # bfloat16 probabilities are off by up to ~4e-3
+    # The layer as Keras builds it under the same policy rounds them: what the swap avoids.
+    plain = keras.layers.MultiHeadAttention(2, 64, dropout=0.1, dtype="mixed_bfloat16")
+    _, plain_scores = plain(x, x, return_attention_scores=True)
+    assert keras.ops.convert_to_numpy(plain_scores).dtype != np.float32
+    # The user's float32 model is untouched and the copy still gives its outputs, to bfloat16 rounding.
+    assert all(layer._softmax.compute_dtype == "float32" for layer in attentions(model))
+    ids = rng.integers(1, 500, size=(4, 32)).astype("int32")
+    inputs = {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": np.ones_like(ids)}
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(copy(inputs)), keras.ops.convert_to_numpy(model(inputs)), atol=0.1
+    )
