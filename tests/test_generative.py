@@ -425,3 +425,11 @@ def test_shipped_dcgan_reaches_its_recorded_lenet5_score(monkeypatch):
         real_logits = lenet.predict(real[..., None].astype("float32") / 255.0, batch_size=1000, verbose=0)
         real_score = generative.classifier_score(_numpy(keras.ops.softmax(real_logits)))
         assert real_score == pytest.approx(record.metrics["lenet5_score_real_test_digits"], abs=0.01)
+        # The Fréchet distance on LeNet-5 features to the test digits, and its real-digit floor.
+        test_unit = real[..., None].astype("float32") / 255.0
+        fid = generative.lenet5_frechet_distance(images, test_unit, classifier=lenet)
+        assert fid == pytest.approx(record.metrics["lenet5_fid_mnist_test"], abs=0.01)
+        train, _ = kzoo.data.load_mnist("train")
+        floor = generative.lenet5_frechet_distance(train[:10000] / 255.0, test_unit, classifier=lenet)
+        assert floor == pytest.approx(record.metrics["lenet5_fid_real_train_digits"], abs=0.01)
+        assert floor < fid / 10
