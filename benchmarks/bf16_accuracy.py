@@ -90,11 +90,12 @@ def transfer_digits(seed: int, policy: str | None) -> float:
     return accuracy(model, images[held_out], labels[held_out])
 
 
-def _digit_folder(directory: Path, images: np.ndarray, labels: np.ndarray, per_class: int) -> Path:
-    """``directory/<digit>/<n>.png``: the first ``per_class`` images of each digit, written once."""
+def _digit_folder(directory: Path, split: str, per_class: int) -> Path:
+    """``directory/<digit>/<n>.png``: the first ``per_class`` MNIST ``split`` images of each digit, written once."""
     from PIL import Image
 
     if not directory.is_dir():
+        images, labels = kzoo.data.load_mnist(split)
         for digit in range(10):
             (directory / str(digit)).mkdir(parents=True)
             for n, index in enumerate(np.flatnonzero(labels == digit)[:per_class]):
@@ -109,8 +110,8 @@ ENCODER = "wikitext2_shakespeare_sst2"  # the encoder the shipped bert_tiny_clas
 
 def resnet_folder(seed: int, policy: str | None) -> float:
     keras.utils.set_random_seed(seed)
-    train_dir = _digit_folder(SCRATCH / "train", *kzoo.data.load_mnist("train"), per_class=300)
-    test_dir = _digit_folder(SCRATCH / "test", *kzoo.data.load_mnist("test"), per_class=100)
+    train_dir = _digit_folder(SCRATCH / "train", "train", per_class=300)
+    test_dir = _digit_folder(SCRATCH / "test", "test", per_class=100)
     model = kzoo.get("resnet18", num_classes=10, input_shape=(32, 32, 3))
     data = kzoo.data.image_folder(train_dir, model=model, batch_size=32, validation_split=0.2, seed=seed)
     kzoo.finetune(

@@ -139,6 +139,13 @@ def frechet_distance(features_a: Any, features_b: Any) -> float:
     return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(root))
 
 
+def _pretrained_lenet5() -> keras.Model:
+    """kzoo's ``lenet5.mnist``, reading [0, 1] pixels (what the LeNet-5 measures score with)."""
+    import kzoo  # here: kzoo imports this module
+
+    return kzoo.get("lenet5", pretrained=True, include_preprocessing=False)
+
+
 def lenet5_features(images: Any, *, classifier: keras.Model | None = None, batch_size: int = 1000) -> np.ndarray:
     """LeNet-5's penultimate features (F6, 84 values) of digits in [0, 1], shape ``(N, 28, 28[, 1])``.
 
@@ -146,8 +153,6 @@ def lenet5_features(images: Any, *, classifier: keras.Model | None = None, batch
     ``lenet5.mnist`` weights (``kzoo.get("lenet5", pretrained=True, include_preprocessing=False)``).
     Generator outputs in [-1, 1] go through :func:`to_unit_range` first.
     """
-    import kzoo  # here: kzoo imports this module
-
     images = np.asarray(images, dtype="float32")
     if images.ndim == 3:
         images = images[..., None]
@@ -164,7 +169,7 @@ def lenet5_features(images: Any, *, classifier: keras.Model | None = None, batch
                 "Map generator outputs with kzoo.generative.to_unit_range, raw 0-255 digits with / 255.",
             )
         )
-    classifier = classifier or kzoo.get("lenet5", pretrained=True, include_preprocessing=False)
+    classifier = classifier or _pretrained_lenet5()
     try:
         features = classifier.get_layer("f6_act").output
     except ValueError:
@@ -183,7 +188,7 @@ def lenet5_frechet_distance(
     kzoo's FID for MNIST-like generators: 0 for identical sets; real MNIST training digits
     against the test digits give its floor for sets of that size.
     """
-    classifier = classifier or __import__("kzoo").get("lenet5", pretrained=True, include_preprocessing=False)
+    classifier = classifier or _pretrained_lenet5()
     return frechet_distance(
         lenet5_features(images_a, classifier=classifier, batch_size=batch_size),
         lenet5_features(images_b, classifier=classifier, batch_size=batch_size),
