@@ -373,8 +373,11 @@ def vae(
     Args:
         input_shape: ``(height, width, channels)``, sides divisible by ``2 ** len(filters)``.
         latent_dim: Dimension of z.
-        filters: Widths of the encoder's stride-2 convolutions.
-        hidden_units: Dense layers between the convolutions and z (mirrored in the decoder).
+        filters: Widths of the encoder's stride-2 convolutions; ``()`` for a dense (MLP)
+            VAE, whose encoder flattens the image and whose decoder ends in a dense layer
+            of one unit per pixel.
+        hidden_units: Dense layers between the convolutions (or the pixels) and z
+            (mirrored in the decoder).
         beta: Weight of the KL term (1: the VAE; > 1: a beta-VAE).
         seed: Seed of the sampling noise.
         name: Model name.
@@ -388,7 +391,7 @@ def vae(
     Reference: Kingma & Welling 2014; Higgins et al. 2017 (beta-VAE).
     """
     return _variant(
-        kind="conv",
+        kind="conv" if filters else "dense",
         input_shape=input_shape,
         latent_dim=latent_dim,
         hidden_units=hidden_units,
