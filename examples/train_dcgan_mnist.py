@@ -72,9 +72,7 @@ parser.add_argument("--quick", action="store_true", help="1 epoch on 3,200 image
 parser.add_argument("--publish", action="store_true", help="write the weights and manifest entries to zoo_weights/")
 args = parser.parse_args()
 if args.quick:
-    args.publish = False
-if args.quick:
-    args.epochs = 1
+    args.publish, args.epochs = False, 1
 family = "cgan" if args.conditional else "dcgan"
 
 keras.utils.set_random_seed(args.seed)
