@@ -753,6 +753,17 @@ class CycleGAN(_AdversarialModel):
     generated images drawn through an :class:`ImagePool`. Calling the model translates
     X -> Y: ``cyclegan(x) == generator_g(x)``.
 
+    With ``semantic_weight > 0`` the generators also pay CyCADA's semantic-consistency loss
+    (Hoffman et al. 2018): frozen classifiers label each real image, and the translation must
+    keep that label,
+
+        semantic_weight * (CE(c_Y(G(x)), argmax c_X(x)) + CE(c_X(F(y)), argmax c_Y(y)))
+
+    where ``c_X`` judges domain-X images and ``c_Y`` domain-Y images (CyCADA uses one
+    source classifier for both: pass the same model twice). The classifiers see images as
+    the CycleGAN does (in [-1, 1]: wrap a classifier of [0, 1] pixels in a rescaling), run
+    with ``training=False`` and are never updated. Off by default (plain CycleGAN).
+
     Args:
         generator_g: X -> Y generator, e.g. ``kzoo.get("cyclegan_generator_resnet6")``.
         generator_f: Y -> X generator.
@@ -763,6 +774,11 @@ class CycleGAN(_AdversarialModel):
             0 disables it). Needs X and Y to have the same number of channels.
         pool_size: Generated images remembered per discriminator (the paper's 50).
         seed: Seed of the image pools.
+        semantic_weight: Weight of the semantic-consistency loss (0, the default, disables it).
+        semantic_classifier_x: Frozen classifier of domain-X images (needed when
+            ``semantic_weight > 0``); outputs ``(batch, classes)``.
+        semantic_classifier_y: Frozen classifier of domain-Y images, with the same classes.
+        semantic_from_logits: Whether the classifiers output logits (else probabilities).
 
     Example:
         >>> import kzoo
@@ -785,6 +801,10 @@ class CycleGAN(_AdversarialModel):
         identity_weight: float = 0.5,
         pool_size: int = 50,
         seed: int | None = None,
+        semantic_weight: float = 0.0,
+        semantic_classifier_x: keras.Model | None = None,
+        semantic_classifier_y: keras.Model | None = None,
+        semantic_from_logits: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -814,9 +834,17 @@ class CycleGAN(_AdversarialModel):
                     f"X has {shape_x[-1]} channels, Y has {shape_y[-1]}.",
                 )
             )
-        for argument, value in (("cycle_weight", cycle_weight), ("identity_weight", identity_weight)):
-            if not isinstance(value, (int, float)) or value < 0:
+        for argument, value in (
+            ("cycle_weight", cycle_weight),
+            ("identity_weight", identity_weight),
+            ("semantic_weight", semantic_weight),
+        ):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise InvalidArgumentError(expected_received(f"CycleGAN: {argument}", "a number >= 0", value))
+        self._check_semantic(semantic_weight, semantic_classifier_x, semantic_classifier_y, shape_x, shape_y)
+        self.semantic_weight = float(semantic_weight)
+        self.semantic_classifier_x, self.semantic_classifier_y = semantic_classifier_x, semantic_classifier_y
+        self.semantic_from_logits = bool(semantic_from_logits)
         self.generator_g, self.generator_f = generator_g, generator_f
         self.discriminator_x, self.discriminator_y = discriminator_x, discriminator_y
         self.cycle_weight, self.identity_weight = float(cycle_weight), float(identity_weight)
@@ -830,6 +858,7 @@ class CycleGAN(_AdversarialModel):
                 "generator_loss",
                 "cycle_loss",
                 "identity_loss",
+                "semantic_loss",
                 "discriminator_x_loss",
                 "discriminator_y_loss",
             )
@@ -838,6 +867,53 @@ class CycleGAN(_AdversarialModel):
 
     def call(self, inputs: Any, training: bool = False) -> Any:
         return self.generator_g(inputs, training=training)
+
+    @staticmethod
+    def _check_semantic(weight: float, classifier_x: Any, classifier_y: Any, shape_x: tuple, shape_y: tuple) -> None:
+        if not weight:
+            return
+        classes = []
+        for argument, model, shape in (
+            ("semantic_classifier_x", classifier_x, shape_x),
+            ("semantic_classifier_y", classifier_y, shape_y),
+        ):
+            if model is None:
+                raise InvalidArgumentError(
+                    expected_received(
+                        f"CycleGAN: {argument}",
+                        "a classifier when semantic_weight > 0",
+                        None,
+                        "Pass frozen classifiers of both domains (the same model twice is CyCADA's choice), "
+                        "or semantic_weight=0.",
+                    )
+                )
+            _check_model("CycleGAN", argument, model)
+            got = tuple(model.inputs[0].shape[1:])
+            if got != shape:
+                raise InvalidArgumentError(expected_received(f"CycleGAN: {argument} input shape", str(shape), got))
+            classes.append(model.outputs[0].shape[-1])
+        if len(set(classes)) != 1 or len(model.outputs[0].shape) != 2:
+            raise InvalidArgumentError(
+                expected_received(
+                    "CycleGAN: semantic classifier outputs", "(batch, classes) with the same classes", tuple(classes)
+                )
+            )
+
+    def semantic_loss(self, x: Any, y: Any, fake_x: Any, fake_y: Any) -> Any:
+        """CyCADA's semantic-consistency loss: a translation keeps the label the frozen classifiers gave."""
+        losses = []
+        for source_classifier, source, target_classifier, translated in (
+            (self.semantic_classifier_x, x, self.semantic_classifier_y, fake_y),
+            (self.semantic_classifier_y, y, self.semantic_classifier_x, fake_x),
+        ):
+            labels = ops.stop_gradient(ops.argmax(source_classifier(source, training=False), axis=-1))
+            outputs = ops.cast(target_classifier(translated, training=False), "float32")
+            losses.append(
+                ops.mean(
+                    keras.losses.sparse_categorical_crossentropy(labels, outputs, from_logits=self.semantic_from_logits)
+                )
+            )
+        return losses[0] + losses[1]
 
     def _generator_variables(self) -> list:
         return self.generator_g.trainable_variables + self.generator_f.trainable_variables
@@ -869,7 +945,12 @@ class CycleGAN(_AdversarialModel):
                     self.generator_g(y, training=True), y
                 )
                 total = total + self.cycle_weight * self.identity_weight * identity
-            return total, {"cycle_loss": cycle, "identity_loss": identity, "fake_x": fake_x, "fake_y": fake_y}
+            semantic = ops.zeros(())
+            if self.semantic_weight:
+                semantic = self.semantic_loss(x, y, fake_x, fake_y)
+                total = total + self.semantic_weight * semantic
+            extra = {"cycle_loss": cycle, "identity_loss": identity, "semantic_loss": semantic}
+            return total, {**extra, "fake_x": fake_x, "fake_y": fake_y}
 
         total, extra = _minimize(self, loss_fn, self._generator_variables(), self.generator_optimizer)
         return {"generator_loss": total, **extra}
@@ -916,13 +997,27 @@ class CycleGAN(_AdversarialModel):
             "identity_weight": self.identity_weight,
             "pool_size": self.pool_size,
             "seed": self.seed,
+            "semantic_weight": self.semantic_weight,
+            **{
+                key: None if getattr(self, key) is None else _serialize(getattr(self, key))
+                for key in ("semantic_classifier_x", "semantic_classifier_y")
+            },
+            "semantic_from_logits": self.semantic_from_logits,
         }
 
     @classmethod
     def from_config(cls, config: dict) -> CycleGAN:
         config = dict(config)
-        for key in ("generator_g", "generator_f", "discriminator_x", "discriminator_y"):
-            config[key] = keras.saving.deserialize_keras_object(config[key])
+        for key in (
+            "generator_g",
+            "generator_f",
+            "discriminator_x",
+            "discriminator_y",
+            "semantic_classifier_x",
+            "semantic_classifier_y",
+        ):
+            if config.get(key) is not None:
+                config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
 
 

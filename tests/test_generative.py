@@ -265,6 +265,90 @@ def test_cyclegan_steps_change_only_their_own_networks():
         assert all(_changed(model, snapshot))
 
 
+def _tiny_classifier(seed, classes=3):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((24, 24, 1))
+    return keras.Model(inputs, keras.layers.Dense(classes)(keras.layers.Flatten()(inputs)), name=f"judge{seed}")
+
+
+def _semantic_cyclegan(weight, seed=0):
+    base = _tiny_cyclegan(seed=seed)
+    networks = (base.generator_g, base.generator_f, base.discriminator_x, base.discriminator_y)
+    kwargs = {"pool_size": 3, "seed": seed, "semantic_weight": weight}
+    return generative.CycleGAN(
+        *networks, semantic_classifier_x=_tiny_classifier(11), semantic_classifier_y=_tiny_classifier(12), **kwargs
+    )
+
+
+def _log_softmax(logits):
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def test_cyclegan_semantic_loss_is_the_cross_entropy_of_the_labels_the_classifiers_gave():
+    cyclegan = _semantic_cyclegan(1.0)
+    rng = np.random.default_rng(3)
+    x, y, fake_x, fake_y = (rng.uniform(-1, 1, (4, 24, 24, 1)).astype("float32") for _ in range(4))
+    c_x, c_y = cyclegan.semantic_classifier_x, cyclegan.semantic_classifier_y
+
+    def cross_entropy(judge_of_source, source, judge_of_translation, translated):
+        labels = _numpy(judge_of_source(source)).argmax(axis=-1)
+        log_p = _log_softmax(_numpy(judge_of_translation(translated)).astype("float64"))
+        return -log_p[np.arange(len(labels)), labels].mean()
+
+    expected = cross_entropy(c_x, x, c_y, fake_y) + cross_entropy(c_y, y, c_x, fake_x)
+    assert float(cyclegan.semantic_loss(x, y, fake_x, fake_y)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_cyclegan_semantic_step_moves_only_the_generators_and_the_loss_changes_their_update():
+    rng = np.random.default_rng(0)
+    x, y = (rng.uniform(-1, 1, (2, 24, 24, 1)).astype("float32") for _ in range(2))
+    updated = {}
+    for weight in (0.0, 5.0):
+        cyclegan = _semantic_cyclegan(weight)
+        cyclegan.compile()
+        frozen = (cyclegan.discriminator_x, cyclegan.discriminator_y)
+        frozen += (cyclegan.semantic_classifier_x, cyclegan.semantic_classifier_y)
+        before = [_snapshot(m) for m in frozen]
+        generator_before = _snapshot(cyclegan.generator_g)
+        result = cyclegan.generator_step(x, y)
+        for model, snapshot in zip(frozen, before):
+            assert not any(_changed(model, snapshot))  # the classifiers are judges, never trained
+        assert all(_changed(cyclegan.generator_g, generator_before))
+        assert (float(result["semantic_loss"]) > 0) == (weight > 0)
+        updated[weight] = _snapshot(cyclegan.generator_g)
+    # The same networks and data: only the semantic term differs, and it moves the weights.
+    assert any(not np.allclose(a, b, atol=1e-7) for a, b in zip(updated[0.0], updated[5.0]))
+
+
+def test_cyclegan_semantic_weight_without_classifiers_of_matching_classes_is_refused():
+    base = _tiny_cyclegan()
+    networks = (base.generator_g, base.generator_f, base.discriminator_x, base.discriminator_y)
+    with pytest.raises(InvalidArgumentError, match="semantic_classifier_x"):
+        generative.CycleGAN(*networks, semantic_weight=1.0)
+    with pytest.raises(InvalidArgumentError, match="same classes"):
+        generative.CycleGAN(
+            *networks,
+            semantic_weight=1.0,
+            semantic_classifier_x=_tiny_classifier(1, classes=3),
+            semantic_classifier_y=_tiny_classifier(2, classes=4),
+        )
+    with pytest.raises(InvalidArgumentError, match="semantic_weight"):
+        generative.CycleGAN(*networks, semantic_weight=-1.0)
+
+
+def test_cyclegan_with_semantic_classifiers_round_trips(tmp_path):
+    cyclegan = _semantic_cyclegan(2.0)
+    path = tmp_path / "semantic.keras"
+    cyclegan.save(path)
+    restored = keras.saving.load_model(path, safe_mode=True, compile=False)
+    assert restored.semantic_weight == 2.0
+    x = np.random.default_rng(2).uniform(-1, 1, (3, 24, 24, 1)).astype("float32")
+    np.testing.assert_allclose(_numpy(restored(x)), _numpy(cyclegan(x)), atol=1e-5)
+    for name in ("semantic_classifier_x", "semantic_classifier_y"):
+        np.testing.assert_allclose(_numpy(getattr(restored, name)(x)), _numpy(getattr(cyclegan, name)(x)), atol=1e-6)
+
+
 def test_cyclegan_fits_on_unpaired_datasets_and_round_trips(tmp_path):
     cyclegan = _tiny_cyclegan()
     # Eager: tracing the whole CycleGAN step into a graph takes longer than three tiny steps.
@@ -415,6 +499,15 @@ def test_shipped_cyclegan_reaches_its_recorded_lenet5_accuracy(monkeypatch):
     assert float((untranslated == labels[-797:]).mean()) == pytest.approx(
         record.metrics["lenet5_accuracy_uci_untranslated"], abs=2e-3
     )
+    if "lenet5_fid_uci_translated_to_mnist" not in record.metrics:
+        return
+    # The Frechet distances on LeNet-5 features against the recipe's 2,000 MNIST test digits.
+    if not kzoo.datasets.has_data("mnist"):
+        pytest.skip("the Frechet distances need MNIST test digits (KZOO_DATA_DIR)")
+    test_digits = kzoo.data.load_mnist("test")[0][:2000, ..., None] / 255.0
+    for key, digits in (("translated_to_mnist", translated), ("untranslated", held_out)):
+        distance = generative.lenet5_frechet_distance(generative.to_unit_range(digits), test_digits, classifier=lenet)
+        assert distance == pytest.approx(record.metrics[f"lenet5_fid_uci_{key}"], rel=1e-3, abs=1e-3)
 
 
 @requires_data("mnist")
@@ -433,6 +526,19 @@ def test_shipped_cyclegan_mnist_to_uci_reaches_its_recorded_lenet5_accuracy(monk
     assert float((untranslated == labels[:2000]).mean()) == pytest.approx(
         record.metrics["lenet5_accuracy_mnist_test_untranslated"], abs=2e-3
     )
+    # The judge trained on UCI digits only (lenet5.uci_digits, from the same recipe) reads the translations.
+    judge = kzoo.get("lenet5", pretrained="uci_digits", include_preprocessing=False)
+    judge_record = _record(judge)
+    uci_images, uci_labels = kzoo.data.load_uci_digits(size=28)
+    held_out_reads = judge.predict(uci_images[-797:, ..., None] / 255.0, verbose=0).argmax(axis=-1)
+    assert float((held_out_reads == uci_labels[-797:]).mean()) == pytest.approx(
+        judge_record.metrics["test_accuracy"], abs=2e-3
+    )
+    for key, images_tanh in (("translated_to_uci", translated), ("untranslated", digits)):
+        reads = judge.predict(generative.to_unit_range(images_tanh), batch_size=1000, verbose=0).argmax(axis=-1)
+        assert float((reads == labels[:2000]).mean()) == pytest.approx(
+            record.metrics[f"uci_lenet5_accuracy_mnist_test_{key}"], abs=2e-3
+        )
 
 
 @pytest.mark.parametrize("family", ["dcgan", "cgan"])
