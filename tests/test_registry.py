@@ -79,7 +79,7 @@ def test_unknown_weights_tag_lists_tags():
     with pytest.raises(errors.UnknownWeightsError) as caught:
         kzoo.get("lenet5", pretrained="mnsit")
     assert "did you mean 'mnist'?" in str(caught.value)
-    assert "['mnist']" in str(caught.value)
+    assert "['mnist', 'uci_digits']" in str(caught.value)  # every tag lenet5 ships
 
 
 def test_pretrained_true_without_weights_is_a_clear_error(temporary_registry):
@@ -140,7 +140,7 @@ def test_info_prints_a_readable_card():
     card = kzoo.info("lenet5")
     assert card.params == 61706
     assert card.input_shape == (28, 28, 1)
-    assert card.tags == ["mnist"]
+    assert card.tags == ["mnist", "uci_digits"]  # the default first
     text = str(card)
     for fragment in (
         "lenet5",
