@@ -12,6 +12,7 @@ Prints each run's dev accuracy, trainable parameters and time, and the ratios.
 
     python benchmarks/lora_vs_full.py                                  # 4,000 phrases, 2 epochs
     python benchmarks/lora_vs_full.py --train-size 8000 --epochs 1 --seed 1
+    python benchmarks/lora_vs_full.py --train-size 64 --epochs 1 --jit-compile off   # a smoke run
 
 Reads SST-2 from the shared data directory (``KZOO_DATA_DIR``).
 """
@@ -43,6 +44,12 @@ def parse_args(argv=None):
     parser.add_argument("--lora-learning-rate", type=float, default=1e-3)
     parser.add_argument("--dev-size", type=int, default=None, help="the first N dev sentences (smoke tests)")
     parser.add_argument("--json", default=None, help="also write the measurements here")
+    parser.add_argument(
+        "--jit-compile",
+        choices=("kzoo", "on", "off"),
+        default="kzoo",
+        help="XLA for both runs: kzoo.finetune's choice for the device (the measured setting), or forced",
+    )
     args = parser.parse_args(argv)
     for name in ("train_size", "epochs", "batch_size", "max_length", "rank"):
         if getattr(args, name) < 1:
@@ -91,6 +98,7 @@ def main(argv=None) -> dict:
             strategy=strategy,
             lora_rank=args.rank,
             learning_rate=learning_rate,
+            jit_compile={"kzoo": None, "on": True, "off": False}[args.jit_compile],
             verbose=0,
         )
         seconds = time.perf_counter() - started

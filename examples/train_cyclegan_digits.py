@@ -126,8 +126,10 @@ def digit_classifier(name: str, images: np.ndarray, labels: np.ndarray, architec
 # semantic loss, one MLP per domain. Labels of the training splits only; the held-out UCI digits stay unseen.
 classifier_epochs = 2 if args.quick else 30
 uci_judge = digit_classifier("lenet5_uci_digits", x_train, uci_labels[:trained], "lenet5", classifier_epochs)
-semantic_x = digit_classifier("semantic_uci", x_train, uci_labels[:trained], "mlp", classifier_epochs)
-semantic_y = digit_classifier("semantic_mnist", y_train, mnist_labels[chosen], "mlp", classifier_epochs)
+semantic_x = semantic_y = None  # plain CycleGAN (weight 0) trains no semantic classifier
+if args.semantic_weight:
+    semantic_x = digit_classifier("semantic_uci", x_train, uci_labels[:trained], "mlp", classifier_epochs)
+    semantic_y = digit_classifier("semantic_mnist", y_train, mnist_labels[chosen], "mlp", classifier_epochs)
 
 
 def network(name: str, role: str) -> keras.Model:
@@ -146,8 +148,8 @@ cyclegan = generative.CycleGAN(
     pool_size=args.pool_size,
     seed=args.seed,
     semantic_weight=args.semantic_weight,
-    semantic_classifier_x=semantic_x if args.semantic_weight else None,
-    semantic_classifier_y=semantic_y if args.semantic_weight else None,
+    semantic_classifier_x=semantic_x,
+    semantic_classifier_y=semantic_y,
 )
 steps = args.epochs * int(dataset.cardinality())
 schedule = generative.LinearDecay(args.learning_rate, constant_steps=steps // 2, decay_steps=steps - steps // 2)

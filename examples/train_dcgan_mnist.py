@@ -3,7 +3,7 @@ Title: DCGAN on MNIST (recipe of kzoo's `dcgan_generator.mnist` and `dcgan_discr
 Description: Train a DCGAN (or, with --conditional, a conditional GAN) to draw handwritten digits.
 Model: dcgan_generator + dcgan_discriminator (cgan_generator + cgan_discriminator with --conditional)
 Data: MNIST training images from the shared data directory (`KZOO_DATA_DIR`, default `../shared/data`).
-Runtime: about 5 minutes on 2 idle CPU cores (the shipped weights: `--epochs 8`, 16 minutes); `--quick` takes under a minute.
+Runtime: about 5 minutes on 2 idle CPU cores (the shipped weights: `--epochs 8`, 16 minutes); `--quick` under a minute.
 Tags: gan, dcgan, conditional gan, image-generation, mnist, recipe
 Figure: dcgan_samples_over_training.png
 Shared-data: mnist

@@ -212,6 +212,7 @@ def test_lora_vs_full_script_measures_both_runs_on_the_same_budget(tmp_path):
     spec.loader.exec_module(script)
     json_path = tmp_path / "lora_vs_full.json"
     argv = ["--train-size", "64", "--epochs", "1", "--batch-size", "16", "--max-length", "16", "--dev-size", "64"]
+    argv += ["--jit-compile", "off"]  # 4 steps: two XLA compiles would be most of this test's time
     results = script.main([*argv, "--rank", "2", "--json", str(json_path)])
     assert json.loads(json_path.read_text())["steps"] == results["steps"] == 4
     full, lora = results["runs"]["full"], results["runs"]["lora"]

@@ -478,7 +478,13 @@ def test_training_killed_with_sigkill_resumes_at_the_next_epoch(tmp_path):
     command = [sys.executable, str(script), str(backup_dir), str(record), str(weights)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
 
+    # The same seeded, unshuffled job, never interrupted, runs alongside in its own directories
+    # (each process computes on one thread under the CI's workers: the two overlap, not queue).
+    straight = tmp_path / "straight.npy"
+    uninterrupted = [sys.executable, str(script), str(tmp_path / "backup_straight"), str(tmp_path / "straight.txt")]
     # Output goes to a file: a pipe nobody reads could fill up and block the script.
+    with open(tmp_path / "straight.log", "wb") as log:
+        third = subprocess.Popen([*uninterrupted, str(straight), "straight"], env=env, stdout=log, stderr=log)
     with open(tmp_path / "first.log", "wb") as log:
         first = subprocess.Popen([*command, "first", "--pause-after-epoch", "2"], env=env, stdout=log, stderr=log)
     try:
@@ -500,15 +506,12 @@ def test_training_killed_with_sigkill_resumes_at_the_next_epoch(tmp_path):
     assert final.size > 0 and np.isfinite(final).all()
     assert not backup_dir.exists()  # deleted after the run completed
 
-    # The same seeded, unshuffled job, never interrupted, ends with the same weights and the
-    # same optimizer state (Adam's moments and step count): the backup restored both.
-    straight = tmp_path / "straight.npy"
-    command = [sys.executable, str(script), str(tmp_path / "backup_straight"), str(record), str(straight)]
-    third = subprocess.run([*command, "straight"], env=env, capture_output=True, text=True, timeout=300)
-    assert third.returncode == 0, third.stderr[-3000:]
-    uninterrupted = np.load(straight)
-    assert final.shape == uninterrupted.shape
-    np.testing.assert_allclose(final, uninterrupted, rtol=1e-6, atol=1e-7)
+    # The uninterrupted job ends with the same weights and the same optimizer state (Adam's
+    # moments and step count): the backup restored both.
+    assert third.wait(timeout=300) == 0, (tmp_path / "straight.log").read_text()[-3000:]
+    uninterrupted_weights = np.load(straight)
+    assert final.shape == uninterrupted_weights.shape
+    np.testing.assert_allclose(final, uninterrupted_weights, rtol=1e-6, atol=1e-7)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -99,9 +99,21 @@ def test_the_jax_pass_runs_without_tensorflow():
     assert not any(name == "tensorflow" or name.startswith("tensorflow.") for name in sys.modules if sys.modules[name])
 
 
-@pytest.mark.parametrize("name", MODELS)
+# Smallest first (the card's parameter count), as for XLA below.
+BY_SIZE = sorted(MODELS, key=lambda n: (registry.spec(n).num_params or 0, n))
+_RUN_FORWARD_ON_JAX: dict[frozenset, str] = {}
+
+
+@pytest.mark.parametrize("name", BY_SIZE)
 def test_builds_and_runs_forward(name):
     spec, model = _shared(name)
+    if keras.backend.backend() == "jax":
+        # As for gradients below: whether JAX runs a model is a property of its layer types (each
+        # model's output shapes are checked on TensorFlow), so the JAX pass runs each set of layer
+        # types once, by its smallest model; eager JAX compiles each operation of ResNet-152 anew.
+        types = _layer_types(model)
+        if types in _RUN_FORWARD_ON_JAX:
+            pytest.skip(f"same layer types as {_RUN_FORWARD_ON_JAX[types]}, run on JAX already")
     inputs = spec.sample_inputs(model, batch_size=2)
     outputs = _outputs(model(inputs, training=False))
     for output, declared in zip(outputs, model.outputs):
@@ -110,10 +122,10 @@ def test_builds_and_runs_forward(name):
         # A declared None (e.g. a sequence length) takes the length of the input.
         assert all(d is None or d == o for d, o in zip(tuple(declared.shape)[1:], tuple(output.shape)[1:]))
         assert np.all(np.isfinite(keras.ops.convert_to_numpy(output)))
+    if keras.backend.backend() == "jax":
+        _RUN_FORWARD_ON_JAX[types] = name  # only once it passed
 
 
-# Smallest first (the card's parameter count), as for XLA below.
-BY_SIZE = sorted(MODELS, key=lambda n: (registry.spec(n).num_params or 0, n))
 _DIFFERENTIATED_ON_JAX: dict[frozenset, str] = {}
 
 
@@ -200,9 +212,18 @@ def test_compiles_with_xla(name):
         _COMPILED_BY.setdefault(layer_type, name)
 
 
-@pytest.mark.parametrize("name", MODELS)
+# Which layers compute in float16 and which stay float32 is set per layer type (and the head
+# by the builders), so, as for XLA, each set of layer types is built under the policy once, by
+# its smallest model: the deeper ResNets and VGGs repeat the smaller ones' layers.
+_MIXED_BY: dict[frozenset, str] = {}
+
+
+@pytest.mark.parametrize("name", BY_SIZE)
 def test_mixed_precision_keeps_float32_outputs(name):
     spec = registry.spec(name)
+    types = _layer_types(_shared(name)[1])
+    if types in _MIXED_BY:
+        pytest.skip(f"same layer types as {_MIXED_BY[types]}, checked under mixed_float16 already")
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_float16")
     try:
@@ -216,6 +237,7 @@ def test_mixed_precision_keeps_float32_outputs(name):
     weighted = [layer for layer in model._flatten_layers(include_self=False) if layer.weights]
     assert any(layer.compute_dtype == "float16" for layer in weighted), "no layer computes in float16"
     assert all(keras.backend.standardize_dtype(w.dtype) in ("float32", "int32") for w in model.weights)
+    _MIXED_BY[types] = name  # only once it passed: a failure leaves the larger models to be checked
 
 
 @pytest.mark.parametrize("name", MODELS)
