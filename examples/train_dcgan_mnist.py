@@ -26,7 +26,7 @@ The same score of the real MNIST test digits is the reference.
     python examples/train_dcgan_mnist.py                      # train, score, figures in runs/dcgan_mnist
     python examples/train_dcgan_mnist.py --epochs 8 --publish # ... and ship the weights
     python examples/train_dcgan_mnist.py --conditional        # a conditional GAN: choose the digit
-    python examples/train_dcgan_mnist.py --conditional --epochs 8 --publish   # ship cgan_*.mnist
+    python examples/train_dcgan_mnist.py --conditional --epochs 12 --publish  # ship cgan_*.mnist
     python examples/train_dcgan_mnist.py --quick --output-dir /tmp/dcgan
 """
 
