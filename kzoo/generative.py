@@ -872,7 +872,7 @@ class CycleGAN(_AdversarialModel):
     def _check_semantic(weight: float, classifier_x: Any, classifier_y: Any, shape_x: tuple, shape_y: tuple) -> None:
         if not weight:
             return
-        classes = []
+        outputs = []
         for argument, model, shape in (
             ("semantic_classifier_x", classifier_x, shape_x),
             ("semantic_classifier_y", classifier_y, shape_y),
@@ -891,11 +891,12 @@ class CycleGAN(_AdversarialModel):
             got = tuple(model.inputs[0].shape[1:])
             if got != shape:
                 raise InvalidArgumentError(expected_received(f"CycleGAN: {argument} input shape", str(shape), got))
-            classes.append(model.outputs[0].shape[-1])
-        if len(set(classes)) != 1 or len(model.outputs[0].shape) != 2:
+            outputs.append(tuple(model.outputs[0].shape))
+        classes = tuple(shape[-1] for shape in outputs)
+        if len(set(classes)) != 1 or any(len(shape) != 2 for shape in outputs):
             raise InvalidArgumentError(
                 expected_received(
-                    "CycleGAN: semantic classifier outputs", "(batch, classes) with the same classes", tuple(classes)
+                    "CycleGAN: semantic classifier outputs", "(batch, classes) with the same classes", classes
                 )
             )
 

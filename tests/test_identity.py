@@ -11,6 +11,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+from export_parity import stored_signatures
 
 import kzoo
 from kzoo import errors, registry
@@ -28,11 +29,10 @@ def _same_layers_as_a_smaller_model() -> dict[str, str]:
     and loading is layer by layer, so the new-process reload below takes each set once, by
     its smallest model (about half of its time went to these 21 models); every model's
     in-process config round trip stays in tests/test_models.py."""
-    stored = json.loads((Path(__file__).resolve().parent / "export_signatures.json").read_text())
+    stored = stored_signatures()
     first, same = {}, {}
     for name in sorted(MODELS, key=lambda n: (registry.spec(n).num_params or 0, n)):
-        signature = frozenset(tuple(entry) for entry in stored.get(name, [[name]]))
-        same[name] = first.setdefault(signature, name)
+        same[name] = first.setdefault(stored.get(name, frozenset({(name,)})), name)
     return {name: smaller for name, smaller in same.items() if smaller != name}
 
 

@@ -104,6 +104,12 @@ BY_SIZE = sorted(MODELS, key=lambda n: (registry.spec(n).num_params or 0, n))
 _RUN_FORWARD_ON_JAX: dict[frozenset, str] = {}
 
 
+def _skip_if_done(done: dict[frozenset, str], types: frozenset, what: str) -> None:
+    """Skips a model whose exact set of layer types a smaller model already took through this test."""
+    if types in done:
+        pytest.skip(f"same layer types as {done[types]}, {what} already")
+
+
 @pytest.mark.parametrize("name", BY_SIZE)
 def test_builds_and_runs_forward(name):
     spec, model = _shared(name)
@@ -112,8 +118,7 @@ def test_builds_and_runs_forward(name):
         # model's output shapes are checked on TensorFlow), so the JAX pass runs each set of layer
         # types once, by its smallest model; eager JAX compiles each operation of ResNet-152 anew.
         types = _layer_types(model)
-        if types in _RUN_FORWARD_ON_JAX:
-            pytest.skip(f"same layer types as {_RUN_FORWARD_ON_JAX[types]}, run on JAX already")
+        _skip_if_done(_RUN_FORWARD_ON_JAX, types, "run on JAX")
     inputs = spec.sample_inputs(model, batch_size=2)
     outputs = _outputs(model(inputs, training=False))
     for output, declared in zip(outputs, model.outputs):
@@ -138,8 +143,7 @@ def test_every_trainable_weight_gets_a_gradient(name):
         # set of layer types once, by its smallest model: compiling ResNet-152's gradient costs
         # 40 s there, and it has the layer types of ResNet-50.
         types = _layer_types(model)
-        if types in _DIFFERENTIATED_ON_JAX:
-            pytest.skip(f"same layer types as {_DIFFERENTIATED_ON_JAX[types]}, differentiated on JAX already")
+        _skip_if_done(_DIFFERENTIATED_ON_JAX, types, "differentiated on JAX")
         _DIFFERENTIATED_ON_JAX[types] = name
     inputs = spec.sample_inputs(model, batch_size=4)
     gradients = _gradients(model, inputs)
@@ -222,8 +226,7 @@ _MIXED_BY: dict[frozenset, str] = {}
 def test_mixed_precision_keeps_float32_outputs(name):
     spec = registry.spec(name)
     types = _layer_types(_shared(name)[1])
-    if types in _MIXED_BY:
-        pytest.skip(f"same layer types as {_MIXED_BY[types]}, checked under mixed_float16 already")
+    _skip_if_done(_MIXED_BY, types, "checked under mixed_float16")
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("mixed_float16")
     try:
