@@ -6,8 +6,8 @@ each stops as soon as its test accuracy reaches the target (evaluated every half
 includes compilation and excludes the evaluations). Prints each run's time, the medians and
 their ratio (reference / kzoo: how many times faster kzoo's recipe gets there).
 
-- kzoo: ``examples/train_lenet5_mnist.py --fast`` (LeNet-5, ReLU + max pooling, batch 256,
-  label smoothing 0.1, Adam with a 3-epoch one-cycle learning rate, no augmentation, and
+- kzoo: ``examples/train_lenet5_mnist.py --fast`` (LeNet-5, ReLU + max pooling, batch 128,
+  label smoothing 0.1, Adam with a 2-epoch one-cycle learning rate, no augmentation, and
   ``kzoo.finetune``'s precision, XLA and steps-per-execution choices for this device).
 - Reference: the keras-io example "Simple MNIST convnet" as its text describes it:
   Conv(32, 3x3, ReLU) - max pool - Conv(64, 3x3, ReLU) - max pool - flatten - dropout 0.5 -

@@ -221,3 +221,25 @@ def test_lora_vs_full_script_measures_both_runs_on_the_same_budget(tmp_path):
     assert lora["merged_params"] == full["total_params"]  # merged: the plain model again
     assert lora["merged_dev_accuracy"] == pytest.approx(lora["dev_accuracy"], abs=1 / 64)
     assert all(0 <= run["dev_accuracy"] <= 1 for run in (full, lora))
+
+
+@requires_data("mnist")
+def test_fast_recipe_settings_scores_each_candidate_on_both_validation_folds(capsys):
+    """The recipe runs once per fold (its quick mode); the printed curves end at the finals they average."""
+    path = RUNNER.parent / "fast_recipe_settings.py"
+    spec = importlib.util.spec_from_file_location("kzoo_fast_recipe_settings", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    command = script.recipe_command("--learning-rate 0.005", "start", 7, "out", quick=True)
+    assert command[command.index("--validation-from") + 1] == "start" and "--quick" in command
+    assert command[command.index("--learning-rate") + 1] == "0.005" and command[command.index("--seed") + 1] == "7"
+    results = script.main(["--quick", "--", "--learning-rate 0.005"])
+    mean, finals = results["--learning-rate 0.005"]
+    assert len(finals) == 2 and all(0.5 < accuracy <= 1.0 for accuracy in finals)
+    assert mean == pytest.approx(sum(finals) / 2)
+    printed = capsys.readouterr().out
+    curves = [line.split(":")[1].split() for line in printed.splitlines() if " fold " in line]
+    assert "fold end" in printed and "fold start" in printed and len(curves) == 2
+    assert all(len(curve) % 2 == 0 and curve[-1] == f"{final:.4f}" for curve, final in zip(curves, finals))
+    with pytest.raises(ValueError, match="no TIME_TO_ACCURACY"):
+        script.validation_curve("Epoch 1/1\n")
